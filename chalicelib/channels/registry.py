@@ -1,0 +1,26 @@
+"""Builds a merchant's channel from its (already unsealed) settings, importing the SDK lazily.
+
+Each channel module exposes `build(settings: dict, gateway: str | None, timeout_s: float)`;
+`gateway` is the platform's base URL (None in production: the SDK's own default), pointed at the
+sandbox locally and in tests.
+"""
+from __future__ import annotations
+
+import importlib
+
+from chalicelib.channels.base import PaymentChannel
+
+CHANNEL_MODULES = {
+    "wechat_v2": "chalicelib.channels.wechat_v2",
+    "wechat_v3": "chalicelib.channels.wechat_v3",
+    "alipay": "chalicelib.channels.alipay",
+}
+
+
+def build_channel(kind: str, settings: dict, gateway: str | None, timeout_s: float = 5.0) -> PaymentChannel:
+    try:
+        module_name = CHANNEL_MODULES[kind]
+    except KeyError:
+        raise ValueError(f"unknown channel kind {kind!r}") from None
+    module = importlib.import_module(module_name)
+    return module.build(settings, gateway=gateway, timeout_s=timeout_s)

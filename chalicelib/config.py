@@ -1,0 +1,36 @@
+"""Settings from the environment, read once per cold start. Every name has a local default."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    table_prefix: str
+    dynamodb_endpoint: str | None  # None on AWS; the local emulator's URL locally and in tests
+    kms_key_id: str  # key id or alias sealing channel, edge and terminal secrets
+    kms_endpoint: str | None  # None on AWS; locally the same moto server as DynamoDB
+    channel_gateway: str | None  # payment platforms' base URL: None on AWS, the sandbox locally
+    public_base_url: str  # where platforms and wallets reach the API (notify URLs, aggregated QR)
+    qr_order_ttl_s: int  # how long a QR order can be paid
+    channel_timeout_s: float
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        stage = env.get("STAGE", "local")
+        return cls(
+            stage=stage,
+            region=env.get("AWS_DEFAULT_REGION", "ap-east-1"),
+            table_prefix=env.get("TABLE_PREFIX", f"scanpay-{stage}-"),
+            dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
+            kms_key_id=env.get("KMS_KEY_ID", f"alias/scanpay-{stage}"),
+            kms_endpoint=env.get("KMS_ENDPOINT") or env.get("DYNAMODB_ENDPOINT") or None,
+            channel_gateway=env.get("CHANNEL_GATEWAY") or None,
+            public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            qr_order_ttl_s=int(env.get("QR_ORDER_TTL_S", "300")),
+            channel_timeout_s=float(env.get("CHANNEL_TIMEOUT_S", "5")),
+        )

@@ -1,0 +1,44 @@
+"""Binds the models to a stage's tables and endpoint, once per cold start (or per test stack)."""
+from __future__ import annotations
+
+from pynamodb.connection import Connection
+
+from chalicelib.config import Settings
+from chalicelib.store.models import ALL_MODELS
+
+_BASE_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
+
+
+def bind_models(settings: Settings) -> None:
+    for model, base_name in _BASE_NAMES.items():
+        model.Meta.table_name = f"{settings.table_prefix}{base_name}"
+        model.Meta.host = settings.dynamodb_endpoint
+        model.Meta.region = settings.region
+        model._connection = None  # PynamoDB caches the connection with the old settings
+
+
+_transaction_connection: Connection | None = None
+
+
+def transaction_connection(settings: Settings) -> Connection:
+    """One connection (one botocore client) for all transactions: creating a client costs ~10 ms."""
+    global _transaction_connection
+    conn = _transaction_connection
+    if conn is None or conn.host != settings.dynamodb_endpoint or conn.region != settings.region:
+        conn = _transaction_connection = Connection(region=settings.region, host=settings.dynamodb_endpoint)
+    return conn
+
+
+def dynamodb_clients(settings: Settings) -> list[object]:
+    """Every botocore client the store uses (created now if not yet): for counting calls in tests
+    and benches with botocore's event hooks."""
+    clients = [model._get_connection().connection.client for model in ALL_MODELS]
+    clients.append(transaction_connection(settings).client)
+    return clients
+
+
+def create_tables() -> None:
+    """Local stack and tests only; on AWS the infra template owns the tables."""
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")

@@ -1,0 +1,1 @@
+"""The embedded local stack of `make run`: DynamoDB emulator, API, sandbox, edge agent, demo data."""

@@ -1,0 +1,109 @@
+"""What the sandbox platform remembers: trades, their payments and refunds (in memory).
+
+One TradeBook serves every simulated platform; `platform` says whose trade it is. Bills for
+reconciliation are made later from the same records.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass
+class SimRefund:
+    out_refund_no: str
+    refund_id: str
+    amount_fen: int
+    created_at: float
+
+
+@dataclass
+class SimTrade:
+    platform: str  # "wechat_v2" | "wechat_v3" | "alipay"
+    merchant_key: str  # mch_id (+ sub_mch_id) or app_id (+ app_auth_token's merchant): whose trade
+    out_trade_no: str
+    amount_fen: int
+    description: str
+    notify_url: str
+    trade_type: str  # NATIVE / MICROPAY (WeChat), PRECREATE / PAY (Alipay)
+    created_at: float
+    expires_at: float | None = None
+    status: str = "NOTPAY"  # NOTPAY, USERPAYING, SUCCESS, CLOSED, REVOKED, PAYERROR, REFUND
+    code_url: str = ""
+    trade_no: str = ""
+    paid_at: float | None = None
+    payer: str = ""  # openid / buyer id of the consumer
+    extra: dict = field(default_factory=dict)  # platform-specific fields (appid, sub_mch_id, ...)
+    refunds: list[SimRefund] = field(default_factory=list)
+    userpaying_polls_left: int = 0  # payment codes that make the consumer type a password
+
+    @property
+    def refunded_fen(self) -> int:
+        return sum(r.amount_fen for r in self.refunds)
+
+
+class TradeBook:
+    """Thread-safe: the HTTP server handles requests on many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._trades: dict[tuple[str, str, str], SimTrade] = {}
+        self._by_code_url: dict[str, SimTrade] = {}
+        self._serial = itertools.count(1)
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def next_serial(self) -> int:
+        return next(self._serial)
+
+    def get(self, platform: str, merchant_key: str, out_trade_no: str) -> SimTrade | None:
+        with self._lock:
+            return self._trades.get((platform, merchant_key, out_trade_no))
+
+    def add(self, trade: SimTrade) -> SimTrade:
+        with self._lock:
+            self._trades[(trade.platform, trade.merchant_key, trade.out_trade_no)] = trade
+            if trade.code_url:
+                self._by_code_url[trade.code_url] = trade
+            return trade
+
+    def by_code_url(self, code_url: str) -> SimTrade | None:
+        with self._lock:
+            return self._by_code_url.get(code_url)
+
+    def all(self) -> Iterable[SimTrade]:
+        with self._lock:
+            return list(self._trades.values())
+
+    def expire_due(self, now: float | None = None) -> None:
+        """Platforms close unpaid QR trades by themselves at their expiry time."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for trade in self._trades.values():
+                if trade.status == "NOTPAY" and trade.expires_at and trade.expires_at < now:
+                    trade.status = "CLOSED"
+
+
+def payment_code_wallet(auth_code: str) -> str | None:
+    """The wallet a payment code belongs to: 18 digits starting 10..15 WeChat, 25..30 Alipay."""
+    if len(auth_code) != 18 or not auth_code.isdigit():
+        return None
+    prefix = int(auth_code[:2])
+    if 10 <= prefix <= 15:
+        return "wechat"
+    if 25 <= prefix <= 30:
+        return "alipay"
+    return None
+
+
+def payment_code_behaviour(auth_code: str) -> str:
+    """How the simulated consumer behaves, chosen by the code's last four digits (see sandbox/README.md):
+    ...0000 pays after typing a password (USERPAYING for two queries), ...9999 has no money (fails),
+    ...8888 types a password and never finishes (stays USERPAYING), anything else pays at once."""
+    tail = auth_code[-4:]
+    return {"0000": "password", "9999": "no_money", "8888": "abandon"}.get(tail, "instant")

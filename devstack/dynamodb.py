@@ -14,7 +14,7 @@ import argparse
 import threading
 from typing import Any, Callable, Iterable
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -46,12 +46,17 @@ def build_app() -> SerialisedApp:
     return SerialisedApp(DomainDispatcherApplication(create_backend_app))
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        pass  # one line per DynamoDB call drowns everything else
+
+
 class LocalDynamoDB:
     """The emulator in a background thread of this process (tests) or as the main thing (make run)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = build_app()
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-dynamodb", daemon=True)
 
     @property

@@ -1,8 +1,8 @@
 """Orders and their state machine. Pure: no I/O, no framework.
 
     CREATED --pay--> PAID --refund--> PARTIALLY_REFUNDED --refund--> REFUNDED
-       |                  \\------------------refund (whole)---------> REFUNDED
-       +--close--> CLOSED
+       |              ^   \\------------------refund (whole)---------> REFUNDED
+       +--close--> CLOSED (--accept_late--> PAID, only by merchant policy)
 
 Each transition has a name; the store turns it into a conditional write whose condition is the
 transition's `from_states`, so two Lambdas racing on one order cannot both win
@@ -48,6 +48,8 @@ class Transition:
 
 MARK_PAID = Transition("mark_paid", frozenset({OrderStatus.CREATED}), OrderStatus.PAID)
 CLOSE = Transition("close", frozenset({OrderStatus.CREATED}), OrderStatus.CLOSED)
+# A payment that arrived after the close, kept because the merchant's policy accepts late payments.
+ACCEPT_LATE = Transition("accept_late", frozenset({OrderStatus.CLOSED}), OrderStatus.PAID)
 REFUND_PART = Transition(
     "refund_part",
     frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED}),

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExpiryReport:
-    examined: int = 0
-    closed: int = 0
-    paid: int = 0
+    examined: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    paid: list[str] = field(default_factory=list)
     left_open: list[str] = field(default_factory=list)
     late_refunds: dict[str, str] = field(default_factory=dict)
 
@@ -44,17 +44,18 @@ class ExpiryService:
             stored = self._orders.get(order_id)
             if stored is None or stored.order.status is not OrderStatus.CREATED:
                 continue
-            report.examined += 1
+            report.examined.append(order_id)
             after = self._order_service.close_everywhere(stored.order)
             if after.status is OrderStatus.CLOSED:
-                report.closed += 1
+                report.closed.append(order_id)
             elif after.status is OrderStatus.CREATED:
                 report.left_open.append(order_id)  # a channel did not answer: next run
             else:
-                report.paid += 1
+                report.paid.append(order_id)
         for order_id in list(self._orders.late_refunds_pending()):
             report.late_refunds[order_id] = self.retry_late_refunds(order_id)
-        log.info("expiry: %s", report)
+        log.info("expiry: examined %d closed %d paid %d left open %d late refunds %d", len(report.examined),
+                 len(report.closed), len(report.paid), len(report.left_open), len(report.late_refunds))
         return report
 
     def retry_late_refunds(self, order_id: str) -> str:

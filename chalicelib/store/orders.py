@@ -16,7 +16,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings
 from chalicelib.domain.clock import business_date
-from chalicelib.domain.orders import CLOSE, MARK_PAID, Order, OrderKind, OrderStatus, Transition, Wallet
+from chalicelib.domain.orders import ACCEPT_LATE, CLOSE, MARK_PAID, Order, OrderKind, OrderStatus, Transition, Wallet
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import DedupeModel, LedgerEntryModel, OrderModel
 
@@ -126,9 +126,8 @@ class OrderStore:
 
     def events_for_agent(self, agent_id: str, after_key: str, limit: int) -> list[tuple[str, Order]]:
         """Orders of this agent that became PAID or CLOSED, oldest first, with event_key > after_key."""
-        query = OrderModel.events_by_agent.query(
-            agent_id, OrderModel.event_key > after_key, limit=limit
-        )
+        condition = OrderModel.event_key > after_key if after_key else None
+        query = OrderModel.events_by_agent.query(agent_id, condition, limit=limit)
         return [(item.event_key, to_order(item)) for item in query]
 
     def late_refunds_pending(self) -> Iterator[str]:
@@ -233,17 +232,26 @@ class OrderStore:
         it is booked with its dedupe record and then refunded, or, when the merchant's policy
         accepts late payments and the order was closed, it pays the order (CLOSED -> PAID)."""
         order_item = OrderModel(booking.order_id)
+        entry = ledger_entry(
+            f"order#{booking.order_id}", f"late#{booking.wallet.value}#{booking.trade_no}",
+            booking.merchant_id, booking.paid_at,
+            amount_fen=booking.amount_fen, kind="ACCEPTED_LATE_PAYMENT" if accept else "LATE_PAYMENT",
+            order_id=booking.order_id, wallet=booking.wallet.value, channel=booking.channel,
+            channel_trade_no=booking.trade_no, created_at=now,
+        )
+        dedupe = DedupeModel(trade_dedupe_key(booking.wallet, booking.trade_no), kind="platform_trade",
+                             ref=booking.order_id, created_at=now)
         try:
             with self._transaction() as tx:
                 if accept:
                     tx.update(order_item, actions=[
-                        OrderModel.status.set(OrderStatus.PAID.value),
+                        OrderModel.status.set(ACCEPT_LATE.to_state.value),
                         OrderModel.wallet.set(booking.wallet.value),
                         OrderModel.channel.set(booking.channel),
                         OrderModel.channel_trade_no.set(booking.trade_no),
                         OrderModel.paid_at.set(booking.paid_at),
                         OrderModel.event_key.set(event_key(now, booking.order_id)),
-                    ], condition=OrderModel.status == OrderStatus.CLOSED.value)
+                    ], condition=_status_in(ACCEPT_LATE))
                 else:
                     tx.update(order_item, actions=[OrderModel.late_refund.set(LATE_REFUND_PENDING)],
                               condition=OrderModel.order_id.exists())

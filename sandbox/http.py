@@ -23,6 +23,7 @@ class Request:
     query: Mapping[str, list[str]]
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
+    raw_query: str = ""  # exactly as sent: WeChat v3 signs the URL with its query string
 
     def json(self) -> dict:
         return json.loads(self.body or b"{}")
@@ -98,14 +99,18 @@ def serve(router: Router, host: str, port: int) -> ThreadingHTTPServer:
                 query=parse_qs(parts.query, keep_blank_values=True),
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
+                raw_query=parts.query,
             )
             response = router.dispatch(request)
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            self.wfile.write(response.body)
+            try:
+                self.send_response(response.status)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout fault did its job)
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
 

@@ -33,6 +33,9 @@ class Delivery:
     attempts: list[tuple[int, bytes]] = field(default_factory=list)  # (status, body) seen
     acked: bool = False
     label: str = ""
+    # Signs the notification anew before each attempt (fresh timestamp and nonce), as WeChat v3
+    # does: a retry hours later must not carry a stale timestamp. Returns (headers, body).
+    resign: Callable[[], tuple[dict[str, str], bytes]] | None = None
 
 
 class Notifier:
@@ -69,6 +72,8 @@ class Notifier:
             self._attempt(delivery, attempt)
 
     def _attempt(self, delivery: Delivery, attempt: int) -> None:
+        if delivery.resign is not None and attempt > 0:
+            delivery.headers, delivery.body = delivery.resign()
         status, body = self._post(delivery)
         delivery.attempts.append((status, body))
         if delivery.is_ack(status, body):

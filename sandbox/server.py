@@ -61,7 +61,7 @@ class FaultyRouter(Router):
 
 
 class Sandbox:
-    def __init__(self, accounts: dict, base_url: str, schedule_scale: float = 1.0,
+    def __init__(self, accounts: dict, base_url: str = "", schedule_scale: float = 1.0,
                  platform_modules: Iterable[str] = PLATFORM_MODULES, hang_s: float = 12.0) -> None:
         self.faults = FaultInjector()
         self.router = FaultyRouter(self.faults, hang_s)
@@ -93,7 +93,11 @@ class Sandbox:
         return Response.json({"ok": True})
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "Sandbox":
+        """Serve in the background. Started on port 0 with no base URL given, the base URL becomes
+        the port actually bound."""
         self.server = serve(self.router, host, port)
+        if not self.ctx.base_url:
+            self.ctx.base_url = f"http://{host}:{self.port}"
         return self
 
     @property

@@ -57,7 +57,7 @@ class Container:
     @cached_property
     def channels(self) -> Channels:
         return self.channels_override or DirectoryChannels(
-            self.directory, self.settings.channel_gateway, self.settings.channel_timeout_s)
+            self.directory, self.settings.channel_gateway, self.settings.channel_timeout_s, self.clock.now)
 
     @cached_property
     def booker(self) -> PaymentBooker:

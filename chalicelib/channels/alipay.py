@@ -470,5 +470,6 @@ def _payment_time(text: str | None) -> float:
         raise NotificationRejected("gmt_payment is not a Beijing time") from None
 
 
-def build(settings: dict, gateway: str | None = None, timeout_s: float = 5.0) -> AlipayChannel:
-    return AlipayChannel(settings, gateway=gateway, timeout_s=timeout_s)
+def build(settings: dict, gateway: str | None = None, timeout_s: float = 5.0,
+          clock: Callable[[], float] = time.time) -> AlipayChannel:
+    return AlipayChannel(settings, gateway=gateway, timeout_s=timeout_s, clock=clock)

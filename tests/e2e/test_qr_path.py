@@ -1,0 +1,99 @@
+"""The whole QR path over HTTP: the local stack of `make run` (API, sandbox, emulator) on free ports.
+
+Signed edge API -> order; /sandbox/scan pays with each wallet (through the aggregated URL, which
+the wallet opens with its User-Agent, and through a wallet's own QR); the sandbox's signed
+notification reaches the real webhook; the order is PAID with exactly one ledger entry.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import httpx
+import pytest
+
+from chalicelib import container as container_module
+from chalicelib.domain import edge_auth
+from chalicelib.store.connection import bind_models
+from devstack import demo
+from devstack.stack import LocalStack, Ports
+from tests.support.state import ledger_of_order
+
+
+@pytest.fixture(scope="module")
+def stack(settings, local_dynamodb, tmp_path_factory):  # type: ignore[no-untyped-def]
+    started = LocalStack(Ports(api=0, dynamodb=0, sandbox=0), state_dir=tmp_path_factory.mktemp("local"),
+                         schedule_scale=0.01, dynamodb_endpoint=local_dynamodb.endpoint).start()
+    yield started
+    started.stop()
+    bind_models(settings)  # back to the test tables for the tests that follow
+    container_module.install(None)  # type: ignore[arg-type]
+
+
+def signed_post(stack: LocalStack, path: str, payload: dict) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    now, nonce = int(time.time()), os.urandom(12).hex()
+    headers = {"Content-Type": "application/json", "X-ScanPay-Agent": demo.AGENT_ID, "X-ScanPay-Timestamp": str(now),
+               "X-ScanPay-Nonce": nonce,
+               "X-ScanPay-Signature": edge_auth.sign(demo.AGENT_SECRET, "POST", path, now, nonce, body)}
+    return httpx.post(stack.api_url + path, content=body, headers=headers, timeout=20)
+
+
+def wait_paid(stack: LocalStack, txn: int) -> dict:
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        # Read the order directly, not via QUERY (which would ask the channel and book it itself):
+        # this proves the notification did the booking.
+        answer = stack.container.dedupe.get(f"txn#T0001#{txn}")
+        order = stack.container.orders.get(answer.ref) if answer else None
+        if order and order.order.status.value == "PAID":
+            return {"order_id": order.order.order_id, "wallet": order.order.wallet.value}
+        time.sleep(0.05)
+    raise AssertionError("order not paid by its notification in time")
+
+
+@pytest.mark.parametrize("wallet", ["wechat", "alipay"])
+@pytest.mark.parametrize("own_qr", [False, True], ids=["aggregated", "wallet-qr"])
+def test_qr_order_paid_in_sandbox_turns_paid_once(stack: LocalStack, wallet: str, own_qr: bool) -> None:
+    txn = int(time.time() * 1000) % 2_000_000_000 + (1 if own_qr else 0) + (2 if wallet == "alipay" else 0)
+    payload = {"terminal_id": "T0001", "txn": txn, "amount_fen": 1234} | ({"wallet": wallet} if own_qr else {})
+    created = signed_post(stack, "/edge/v1/orders/qr", payload)
+    assert created.status_code == 200, created.text
+    order = created.json()
+    if own_qr:
+        assert not order["qr"].startswith(stack.api_url)
+    else:
+        assert order["qr"] == f"{stack.api_url}/pay/{order['order_id']}"
+    paid = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": wallet}, timeout=20)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["amount_fen"] == 1234
+    result = wait_paid(stack, txn)
+    assert result == {"order_id": order["order_id"], "wallet": wallet}
+    assert stack.sandbox.ctx.notifier.wait_idle(10)  # the webhook acknowledged every delivery
+    entries = ledger_of_order(order["order_id"])
+    assert [(e["kind"], e["amount_fen"], e["wallet"]) for e in entries] == [("QR_PAYMENT", 1234, wallet)]
+    # The platform's retries and the terminal's QUERY change nothing more.
+    query = signed_post(stack, "/edge/v1/orders/query", {"terminal_id": "T0001", "txn": txn}).json()
+    assert query["status"] == "PAID"
+    assert len(ledger_of_order(order["order_id"])) == 1
+
+
+def test_the_same_qr_cannot_be_paid_twice(stack: LocalStack) -> None:
+    txn = int(time.time() * 1000) % 2_000_000_000 + 7
+    order = signed_post(stack, "/edge/v1/orders/qr", {"terminal_id": "T0001", "txn": txn, "amount_fen": 99,
+                                                      "wallet": "wechat"}).json()
+    first = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": "wechat"})
+    second = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": "wechat"})
+    assert first.status_code == 200 and second.status_code == 409
+    wait_paid(stack, txn)
+    assert [e["amount_fen"] for e in ledger_of_order(order["order_id"])] == [99]
+
+
+def test_wrong_wallet_for_a_channel_qr(stack: LocalStack) -> None:
+    txn = int(time.time() * 1000) % 2_000_000_000 + 9
+    order = signed_post(stack, "/edge/v1/orders/qr", {"terminal_id": "T0001", "txn": txn, "amount_fen": 99,
+                                                      "wallet": "alipay"}).json()
+    answer = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": "wechat"})
+    assert answer.status_code == 409 and answer.json()["error"] == "WRONG_WALLET"
+    assert ledger_of_order(order["order_id"]) == []

@@ -97,3 +97,34 @@ def test_wrong_wallet_for_a_channel_qr(stack: LocalStack) -> None:
     answer = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": "wechat"})
     assert answer.status_code == 409 and answer.json()["error"] == "WRONG_WALLET"
     assert ledger_of_order(order["order_id"]) == []
+
+
+def test_direct_merchant_on_wechat_pay_v3(stack: LocalStack) -> None:
+    """Scheme 1: the merchant's own WeChat Pay v3 account (certificate mode) and its own Alipay app."""
+    from sandbox import alipay as sandbox_alipay
+    from sandbox import wechat_v3 as sandbox_v3
+    from chalicelib.store.registry import ChannelAccount, Registry
+
+    accounts = stack.sandbox.ctx.accounts
+    mchid = next(iter(accounts["wechat_v3"]["merchants"]))
+    v3 = sandbox_v3.channel_settings(accounts["wechat_v3"], mchid)
+    v3_secrets = {k: v3.pop(k) for k in ("merchant_private_key", "apiv3_key")}
+    ali = sandbox_alipay.channel_settings(accounts["alipay"], demo.DEMO_ALIPAY_APP_ID)
+    ali_secrets = {"app_private_key": ali.pop("app_private_key")}
+    registry = Registry(stack.container.sealer, time.time())
+    registry.put_merchant("e2e-direct", demo.DEALER_ID, "直连商户", scheme=1, accounts=[
+        ChannelAccount("wechat", "wechat_v3", v3, v3_secrets), ChannelAccount("alipay", "alipay", ali, ali_secrets)])
+    registry.put_site("e2e-site", "e2e-direct", "site")
+    registry.put_terminal("E2E-T1", demo.AGENT_ID, "e2e-direct", "e2e-site", "k")  # the demo agent serves it too
+    stack.container.directory.clear_cache()
+    for wallet, txn in (("wechat", 1), ("alipay", 2)):
+        order = signed_post(stack, "/edge/v1/orders/qr", {"terminal_id": "E2E-T1", "txn": txn, "amount_fen": 505}).json()
+        assert order["ok"], order
+        paid = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": wallet})
+        assert paid.status_code == 200, paid.text
+        assert paid.json()["platform"] == ("wechat_v3" if wallet == "wechat" else "alipay")
+        deadline = time.time() + 15
+        while time.time() < deadline and stack.container.orders.get(order["order_id"]).order.status.value != "PAID":
+            time.sleep(0.05)
+        assert stack.container.orders.get(order["order_id"]).order.status.value == "PAID"
+        assert [(e["kind"], e["amount_fen"]) for e in ledger_of_order(order["order_id"])] == [("QR_PAYMENT", 505)]

@@ -67,6 +67,16 @@ class Registry:
             bank_binding=binding, created_at=self._now,
         ).save()
 
+    def set_bank_binding(self, merchant_id: str, bank_binding: dict) -> None:
+        """Bind a scheme-2 merchant to the bank's accounts (from the bank's code). The merchant must
+        exist and be scheme 2; anything else changes nothing."""
+        binding = dict(bank_binding)
+        token = binding.pop("alipay_app_auth_token", None)
+        if token:
+            binding["alipay_app_auth_token_sealed"] = self._sealer.seal(token, CHANNEL_PURPOSE)
+        MerchantModel(merchant_id).update(actions=[MerchantModel.bank_binding.set(binding)],
+                                          condition=MerchantModel.scheme == 2)
+
     def put_site(self, site_id: str, merchant_id: str, name: str) -> None:
         SiteModel(site_id, merchant_id=merchant_id, name=name).save()
 

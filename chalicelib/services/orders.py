@@ -311,8 +311,12 @@ class OrderService:
         return f"{merchant_name or 'ScanPay'} 消费"
 
 
-# Close answers that mean "there is nothing open to close any more".
-CLOSED_ALREADY = frozenset({"ORDERCLOSED", "ORDER_CLOSED", "ACQ.TRADE_HAS_CLOSE", "TRADE_HAS_CLOSE"})
+# Close answers that mean "there is nothing open to close any more": closed already, or the trade
+# never reached the platform (it cannot be paid there). Orders get here only after their expiry.
+CLOSED_ALREADY = frozenset({
+    "ORDERCLOSED", "ORDER_CLOSED", "ACQ.TRADE_HAS_CLOSE", "TRADE_HAS_CLOSE",
+    "ORDERNOTEXIST", "ORDER_NOT_EXIST", "ACQ.TRADE_NOT_EXIST", "TRADE_NOT_EXIST",
+})
 
 
 def voice_text(wallet: str | None, amount_fen: int) -> str:

@@ -6,38 +6,15 @@ notification reaches the real webhook; the order is PAID with exactly one ledger
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import httpx
 import pytest
 
-from chalicelib import container as container_module
-from chalicelib.domain import edge_auth
-from chalicelib.store.connection import bind_models
 from devstack import demo
-from devstack.stack import LocalStack, Ports
+from devstack.stack import LocalStack
+from tests.e2e.conftest import signed_post
 from tests.support.state import ledger_of_order
-
-
-@pytest.fixture(scope="module")
-def stack(settings, local_dynamodb, tmp_path_factory):  # type: ignore[no-untyped-def]
-    started = LocalStack(Ports(api=0, dynamodb=0, sandbox=0), state_dir=tmp_path_factory.mktemp("local"),
-                         schedule_scale=0.01, dynamodb_endpoint=local_dynamodb.endpoint).start()
-    yield started
-    started.stop()
-    bind_models(settings)  # back to the test tables for the tests that follow
-    container_module.install(None)  # type: ignore[arg-type]
-
-
-def signed_post(stack: LocalStack, path: str, payload: dict) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    now, nonce = int(time.time()), os.urandom(12).hex()
-    headers = {"Content-Type": "application/json", "X-ScanPay-Agent": demo.AGENT_ID, "X-ScanPay-Timestamp": str(now),
-               "X-ScanPay-Nonce": nonce,
-               "X-ScanPay-Signature": edge_auth.sign(demo.AGENT_SECRET, "POST", path, now, nonce, body)}
-    return httpx.post(stack.api_url + path, content=body, headers=headers, timeout=20)
 
 
 def wait_paid(stack: LocalStack, txn: int) -> dict:

@@ -31,7 +31,7 @@ from chalicelib.store.orders import OrderStore, PaymentBooking
 
 log = logging.getLogger(__name__)
 
-SCAN_PAY_TTL_S = 120  # a payment code order the consumer never confirms is cancelled after this
+SCAN_PAY_TTL_S = 45  # WeChat and Alipay: poll about 30 s, then reverse/cancel an unconfirmed payment code
 SCAN_PAY_POLLS = (2.0, 3.0, 5.0)  # waits between queries while the consumer types a password
 
 

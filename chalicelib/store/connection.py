@@ -11,9 +11,10 @@ _BASE_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
 
 def bind_models(settings: Settings) -> None:
     for model, base_name in _BASE_NAMES.items():
-        model.Meta.table_name = f"{settings.table_prefix}{base_name}"
-        model.Meta.host = settings.dynamodb_endpoint
-        model.Meta.region = settings.region
+        binding = (f"{settings.table_prefix}{base_name}", settings.dynamodb_endpoint, settings.region)
+        if (model.Meta.table_name, getattr(model.Meta, "host", None), model.Meta.region) == binding:
+            continue  # already bound: keep the cached connection (a new botocore client costs ~0.25 s)
+        model.Meta.table_name, model.Meta.host, model.Meta.region = binding
         model._connection = None  # PynamoDB caches the connection with the old settings
 
 

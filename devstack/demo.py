@@ -66,9 +66,7 @@ def bank_accounts(accounts: dict) -> list[ChannelAccount]:
     return [
         ChannelAccount("wechat", "wechat_v2", {"appid": BANK_WECHAT_APPID, "mch_id": BANK_WECHAT_MCH_ID},
                        {"api_key": bank["api_key"]}),
-        ChannelAccount("alipay", "alipay",
-                       {k: v for k, v in alipay_settings.items() if k != "app_private_key"},
-                       {"app_private_key": alipay_settings["app_private_key"]}),
+        ChannelAccount.sealing_secrets("alipay", "alipay", alipay_settings),
     ]
 
 

@@ -29,3 +29,12 @@ def build_channel(kind: str, settings: dict, gateway: str | None, timeout_s: flo
         raise ValueError(f"unknown channel kind {kind!r}") from None
     module = importlib.import_module(module_name)
     return module.build(settings, gateway=gateway, timeout_s=timeout_s, clock=clock)
+
+
+def split_secrets(kind: str, settings: dict) -> tuple[dict, dict]:
+    """(public settings, secret settings) by the channel module's SECRET_SETTINGS: what the store
+    keeps in clear and what it seals with KMS. Importing the module does not import its SDK."""
+    secret_names = importlib.import_module(CHANNEL_MODULES[kind]).SECRET_SETTINGS
+    public = {k: v for k, v in settings.items() if k not in secret_names}
+    secret = {k: v for k, v in settings.items() if k in secret_names}
+    return public, secret

@@ -90,6 +90,7 @@ SCAN_PAY_FAILURES = frozenset({
 })
 ORDER_EXISTS_CODES = frozenset({"ORDER_PAID", "ORDERPAID", "OUT_TRADE_NO_USED"})
 NOT_FOUND_CODES = frozenset({"ORDER_NOT_EXIST", "ORDERNOTEXIST"})
+SECRET_SETTINGS = frozenset({"merchant_private_key", "apiv3_key"})  # sealed with KMS at rest
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,14 @@ class ChannelAccount:
     settings: dict
     secrets: dict = field(default_factory=dict)
 
+    @classmethod
+    def sealing_secrets(cls, wallet: str, kind: str, settings: dict) -> "ChannelAccount":
+        """From a channel's whole settings: its SECRET_SETTINGS go to `secrets`, to be sealed."""
+        from chalicelib.channels.registry import split_secrets
+
+        public, secret = split_secrets(kind, settings)
+        return cls(wallet, kind, public, secret)
+
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt or os.urandom(16)

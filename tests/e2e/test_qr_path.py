@@ -85,12 +85,11 @@ def test_direct_merchant_on_wechat_pay_v3(stack: LocalStack) -> None:
     accounts = stack.sandbox.ctx.accounts
     mchid = next(iter(accounts["wechat_v3"]["merchants"]))
     v3 = sandbox_v3.channel_settings(accounts["wechat_v3"], mchid)
-    v3_secrets = {k: v3.pop(k) for k in ("merchant_private_key", "apiv3_key")}
     ali = sandbox_alipay.channel_settings(accounts["alipay"], demo.DEMO_ALIPAY_APP_ID)
-    ali_secrets = {"app_private_key": ali.pop("app_private_key")}
     registry = Registry(stack.container.sealer, time.time())
     registry.put_merchant("e2e-direct", demo.DEALER_ID, "直连商户", scheme=1, accounts=[
-        ChannelAccount("wechat", "wechat_v3", v3, v3_secrets), ChannelAccount("alipay", "alipay", ali, ali_secrets)])
+        ChannelAccount.sealing_secrets("wechat", "wechat_v3", v3),
+        ChannelAccount.sealing_secrets("alipay", "alipay", ali)])
     registry.put_site("e2e-site", "e2e-direct", "site")
     registry.put_terminal("E2E-T1", demo.AGENT_ID, "e2e-direct", "e2e-site", "k")  # the demo agent serves it too
     stack.container.directory.clear_cache()

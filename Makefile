@@ -15,8 +15,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devstack
 
+# Two workers: the machines have two cores, and each worker starts its own emulator.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-long: $(STAMP)
 	$(PY) -m pytest -m long --override-ini="addopts="

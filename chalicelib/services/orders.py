@@ -27,7 +27,7 @@ from chalicelib.services.payments import PaymentBooker
 from chalicelib.services.ports import Channels
 from chalicelib.store.dedupe import DedupeStore
 from chalicelib.store.directory import Directory, TerminalInfo
-from chalicelib.store.orders import OrderStore, PaymentBooking
+from chalicelib.store.orders import ConditionFailed, OrderStore, PaymentBooking
 
 log = logging.getLogger(__name__)
 
@@ -180,20 +180,25 @@ class OrderService:
             self._sleep(wait)
             result = channel.query(order.order_id)
             if result.state is ChannelState.SUCCESS and result.trade_status is not TradeStatus.PAID:
-                if result.trade_status in (TradeStatus.USER_PAYING, TradeStatus.NOT_PAID):
-                    result = ChannelResult(ChannelState.UNKNOWN, trade_status=result.trade_status)
-                else:
+                if result.trade_status in (TradeStatus.CLOSED, TradeStatus.REFUNDED):
                     result = ChannelResult(ChannelState.FAIL, trade_status=result.trade_status, code="CLOSED")
+                else:
+                    # Still paying, or NOT_FOUND after a lost request: not a failure. The order stays
+                    # open; the terminal's QUERY or the expiry job queries, then cancels (reverse).
+                    result = ChannelResult(ChannelState.UNKNOWN, trade_status=result.trade_status)
         return self._settle_scan_result(order, channel, result)
 
     def _settle_scan_result(self, order: Order, channel: PaymentChannel, result: ChannelResult) -> dict:
+        """Book a payment, close a definite failure, or report PAYING for anything unsettled."""
         now = self._clock.now()
         if result.state is ChannelState.SUCCESS and result.trade_no:
             self._book(order, channel, result)
         elif result.state is ChannelState.FAIL:
-            self._orders.close(order.order_id, now)
-            view = order_view(order, now) | {"status": "FAILED", "code": result.code, "msg": result.message}
-            return view
+            try:
+                self._orders.close(order.order_id, now)
+                return order_view(order, now) | {"status": "FAILED", "code": result.code, "msg": result.message}
+            except ConditionFailed:
+                pass  # something booked it meanwhile: report what is stored
         stored = self._orders.get(order.order_id)
         assert stored is not None
         return order_view(stored.order, now)
@@ -262,8 +267,8 @@ class OrderService:
                     return order
         try:
             self._orders.close(order.order_id, self._clock.now())
-        except Exception:  # noqa: BLE001 - ConditionFailed: paid meanwhile; the stored state says
-            pass
+        except ConditionFailed:
+            pass  # paid (or closed) meanwhile: the stored state below says which
         stored = self._orders.get(order.order_id)
         return stored.order if stored else order
 

@@ -219,6 +219,19 @@ class TestScanPay:
         assert snapshot(world.terminal_id)["orders"][0]["status"] == "CLOSED"
         assert ledger_of_order(answer["order_id"]) == []
 
+    def test_lost_request_is_paying_not_failed_then_reversed_by_expiry(self, edge, world, fake_channels, container,
+                                                                       clock) -> None:
+        channel = fake_channels.by_wallet["wechat"]
+        channel.next_answer["scan_pay"] = ChannelState.UNKNOWN  # timed out; the platform has no trade
+        answer = self.scan(edge, world, 16, "134567890123451111")
+        assert answer["status"] == "PAYING"  # never FAILED because a call timed out
+        assert [c[0] for c in channel.calls if c[1] == answer["order_id"]] == ["scan_pay", "query", "query", "query"]
+        assert snapshot(world.terminal_id)["orders"][0]["status"] == "CREATED"
+        clock.advance(60)
+        assert answer["order_id"] in container.expiry.run().closed
+        assert ("cancel", answer["order_id"]) in channel.calls
+        assert ledger_of_order(answer["order_id"]) == []
+
     def test_not_a_payment_code(self, edge, world) -> None:
         answer = edge.post("/edge/v1/orders/scan", {"terminal_id": world.terminal_id, "txn": 15, "amount_fen": 1,
                                                     "auth_code": "99999"})

@@ -62,6 +62,9 @@ class FakeChannel:
 
     def scan_pay(self, request: ScanPayRequest) -> ChannelResult:
         self.calls.append(("scan_pay", request.out_trade_no))
+        forced = self._forced("scan_pay")  # e.g. UNKNOWN: the request was lost on the way
+        if forced:
+            return forced
         behaviour = request.auth_code[-4:]
         trade = self.trades.setdefault(request.out_trade_no, FakeTrade(request.out_trade_no, request.amount_fen))
         if behaviour == "9999":

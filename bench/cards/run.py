@@ -1,0 +1,214 @@
+"""Card payment bench: `python -m bench.cards.run [--quick] [--n N] [--batch B]` (also run by `python -m bench`).
+
+Our own process's CPU per card payment, against the DynamoDB emulator run as a child process (its
+CPU is its own), in the same run:
+1. through the API as Lambda runs it: a signed POST /edge/v1/cards/pay as an API Gateway proxy
+   event handed to app() (authentication with its nonce write, the BatchGetItem, the
+   TransactWriteItems, Chalice routing and the JSON answer);
+2. the same through Chalice's test client (which also builds the event and matches the route,
+   API Gateway's work in production);
+3. through CardPaymentService.pay (the read and the transaction, no HTTP layer);
+4. raw boto3: one TransactWriteItems writing the same items (the card update with the same
+   condition, the ledger entry, the dedupe record), hand-built dicts, no PynamoDB;
+5. raw boto3: the same BatchGetItem and TransactWriteItems (what the service's DynamoDB work costs
+   at the least).
+Prints CPU ms per payment (median and p90 of batches) and the ratios to row 4, the issue's yardstick
+(aim: API under 1.5x), and to row 5. Every loop is bounded by --n.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.core.operations import Meter, _dummy_aws_credentials
+from bench.core.stack import start_emulator
+
+
+PAY = "/edge/v1/cards/pay"
+
+
+def lambda_event(path: str, headers: dict[str, str], body: bytes) -> dict:
+    """An API Gateway proxy event, as chalice.local builds one (the route needs no path parameters)."""
+    return {"requestContext": {"httpMethod": "POST", "resourcePath": path, "path": path,
+                               "identity": {"sourceIp": "127.0.0.1"}},
+            "headers": {k.lower(): v for k, v in headers.items()}, "pathParameters": {}, "stageVariables": {},
+            "multiValueQueryStringParameters": None, "body": body.decode()}
+
+
+def _machine() -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs, load average {load}, Python {platform.python_version()}"
+
+
+class RawPayments:
+    """What a card payment writes, as plain boto3 dicts: the yardstick for our own layers."""
+
+    def __init__(self, client, settings, merchant_id: str, card_no: str, account_id: str, cash_fen: int) -> None:  # type: ignore[no-untyped-def]
+        from chalicelib.store.card_models import CardModel
+        from chalicelib.store.models import DedupeModel, LedgerEntryModel
+
+        self.client, self.merchant_id, self.card_no, self.account_id = client, merchant_id, card_no, account_id
+        self.cash_fen = cash_fen
+        self.tables = (CardModel.Meta.table_name, LedgerEntryModel.Meta.table_name, DedupeModel.Meta.table_name)
+        self.txn = itertools.count(1)
+
+    def items(self, amount_fen: int = 100) -> list[dict]:
+        cards, ledger, dedupe = self.tables
+        from chalicelib.domain.clock import business_date
+
+        txn, now = next(self.txn), time.time()
+        day = business_date(now).isoformat()
+        source = f"RAW#{txn}"
+        answer = {"ok": True, "code": "OK", "msg": "扣款成功", "voice": "扣款1.00元",
+                  "balance_fen": self.cash_fen - amount_fen, "charged_fen": amount_fen}
+        update = {"Update": {
+            "TableName": cards, "Key": {"card_key": {"S": f"{self.merchant_id}#{self.card_no}"}},
+            "UpdateExpression": "ADD #cash :neg, #df :amt, #dc :one SET #u = :now",
+            "ConditionExpression": "#st = :st AND #acc = :acc AND #cash = :cash AND #sub = :sub AND #cls = :cls AND #day = :day",
+            "ExpressionAttributeNames": {"#cash": "cash_fen", "#df": "day_fen", "#dc": "day_count", "#u": "updated_at",
+                                         "#st": "status", "#acc": "account_id", "#sub": "subsidy_fen",
+                                         "#cls": "class_code", "#day": "day"},
+            "ExpressionAttributeValues": {":neg": {"N": str(-amount_fen)}, ":amt": {"N": str(amount_fen)},
+                                          ":one": {"N": "1"}, ":now": {"N": str(now)}, ":st": {"S": "active"},
+                                          ":acc": {"S": self.account_id}, ":cash": {"N": str(self.cash_fen)},
+                                          ":sub": {"N": "0"}, ":cls": {"S": "default"}, ":day": {"S": day}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        account = f"card#{self.account_id}"
+        entry = {"Put": {"TableName": ledger, "ConditionExpression": "attribute_not_exists(entry_id)", "Item": {
+            "account_id": {"S": account}, "entry_id": {"S": f"pay#{source}#cash"},
+            "merchant_id": {"S": self.merchant_id}, "merchant_day": {"S": f"{self.merchant_id}#{day}"},
+            "entry_ref": {"S": f"{account}|pay#{source}#cash"}, "amount_fen": {"N": str(-amount_fen)},
+            "kind": {"S": "CARD_PAYMENT"}, "wallet": {"S": "cash"}, "channel": {"S": "card"},
+            "channel_trade_no": {"S": source}, "business_date": {"S": day}, "created_at": {"N": str(now)}}}}
+        record = {"Put": {"TableName": dedupe, "ConditionExpression": "attribute_not_exists(dedupe_key)",
+                          "ReturnValuesOnConditionCheckFailure": "ALL_OLD", "Item": {
+                              "dedupe_key": {"S": f"txn#{source}"}, "kind": {"S": "card_txn"},
+                              "ref": {"S": self.account_id}, "answer": {"S": json.dumps(answer)},
+                              "request_hash": {"S": "0" * 32}, "created_at": {"N": str(now)}}}}
+        self.cash_fen -= amount_fen
+        return [entry, record, update]
+
+    def transact(self) -> None:
+        self.client.transact_write_items(TransactItems=self.items())
+
+    def read_and_transact(self) -> None:
+        cards, _, dedupe = self.tables
+        self.client.batch_get_item(RequestItems={
+            cards: {"Keys": [{"card_key": {"S": f"{self.merchant_id}#{self.card_no}"}}], "ConsistentRead": True},
+            dedupe: {"Keys": [{"dedupe_key": {"S": "txn#RAW#none"}}], "ConsistentRead": True}})
+        self.transact()
+
+
+def run(n: int, batch: int) -> int:
+    _dummy_aws_credentials()
+    import boto3
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib.config import Settings
+    from chalicelib.container import Container, install
+    from chalicelib.domain.clock import SystemClock
+    from chalicelib.services.card_container import card_services
+    from chalicelib.store.card_models import card_dynamodb_clients, create_card_tables
+    from chalicelib.store.connection import create_tables, dynamodb_clients
+    from chalicelib.store.directory import TerminalInfo
+    from chalicelib.store.secrets import ensure_local_key
+    from devstack.call_counter import DynamoDBCallCounter
+    from tests.support.card_world import issue_card
+    from tests.support.edge_client import signed_headers
+    from tests.support.world import seed_world
+
+    with tempfile.TemporaryDirectory(prefix="bench-cards-") as tmp:
+        emulator = start_emulator(Path(tmp))
+        try:
+            settings = Settings.from_env({"STAGE": "bench", "AWS_DEFAULT_REGION": "ap-east-1",
+                                          "DYNAMODB_ENDPOINT": emulator.url})
+            container = Container(settings, SystemClock())
+            install(container)
+            services = card_services(container)
+            create_tables()
+            create_card_tables()
+            ensure_local_key(settings)
+            world = seed_world(container)
+            meter = Meter(batch)
+            clients = dynamodb_clients(settings) + card_dynamodb_clients()
+            raw_client = boto3.client("dynamodb", region_name=settings.region, endpoint_url=settings.dynamodb_endpoint)
+            meter.counter = DynamoDBCallCounter(clients + [raw_client])
+            terminal = TerminalInfo(world.terminal_id, world.agent_id, world.merchant_id, world.site_id, True)
+            txns = itertools.count(1)
+            cash = 100 * 100 * (n + 1) * 4
+            for card in ("1001", "1002", "1003"):
+                issue_card(services, world.merchant_id, card, cash_fen=cash)
+
+            def signed() -> tuple[bytes, dict[str, str]]:
+                body = json.dumps({"terminal_id": world.terminal_id, "txn": next(txns), "card": "1001",
+                                   "amount_fen": 100, "ts": int(time.time())}).encode()
+                return body, signed_headers(world.agent_id, world.agent_secret, "POST", PAY, body, time.time())
+
+            def lambda_pay() -> dict:
+                body, headers = signed()
+                return json.loads(app(lambda_event(PAY, headers, body), None)["body"])
+
+            answers = meter.measure("card payment, API (proxy event to app())", [lambda_pay] * (n + 1))
+            with Client(app) as client:
+                def client_pay() -> dict:
+                    body, headers = signed()
+                    return json.loads(client.http.post(PAY, headers=headers, body=body).body)
+
+                answers += meter.measure("card payment, API via Chalice test client", [client_pay] * (n + 1))
+            answers += meter.measure("card payment, CardPaymentService.pay", [
+                lambda: services.payments.pay(terminal, next(txns), "1002", 100)] * (n + 1))
+            failed = [a for a in answers if a.get("code") != "OK"]
+            if failed:
+                print(f"payments failed: {failed[:3]}", file=sys.stderr)
+                return 1
+            raw = RawPayments(raw_client, settings, world.merchant_id, "1003",
+                              services.cards.get(world.merchant_id, "1003").account_id, cash)
+            services.payments.pay(terminal, next(txns), "1003", 100)  # the counters' day, as in rows 1 and 2
+            raw.cash_fen = services.cards.get(world.merchant_id, "1003").cash_fen
+            meter.measure("raw boto3 TransactWriteItems, same items", [raw.transact] * (n + 1))
+            meter.measure("raw boto3 BatchGetItem + TransactWriteItems", [raw.read_and_transact] * (n + 1))
+        finally:
+            emulator.stop()
+    _report(meter)
+    return 0
+
+
+def _report(meter: Meter) -> None:
+    print(f"  {'operation':<46}{'N':>5}  {'DynamoDB calls/op':<52}{'CPU ms/op median':>17}{'p90':>7}{'1st op':>8}")
+    for row in meter.rows:
+        calls = ", ".join(f"{api} {count:.2f}" for api, count in row.calls_per_op.items())
+        print(f"  {row.operation:<46}{row.n:>5}  {calls:<52}{row.median_ms:>17.2f}{row.p90_ms:>7.2f}{row.first_ms:>8.1f}")
+    api, _, service, raw, raw_rw = (row.median_ms for row in meter.rows)
+    print(f"  ratio API / raw TransactWriteItems:            {api / raw:.2f}x  (aim: under 1.5x)")
+    print(f"  ratio API / raw BatchGetItem + Transact:       {api / raw_rw:.2f}x")
+    print(f"  ratio service / raw TransactWriteItems:        {service / raw:.2f}x")
+    print(f"  ratio service / raw BatchGetItem + Transact:   {service / raw_rw:.2f}x")
+    print(f"  CPU over all measured calls: thread {sum(r.thread_ms_total for r in meter.rows):.0f} ms, "
+          f"process {sum(r.process_ms_total for r in meter.rows):.0f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cards.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny N (smoke test)")
+    parser.add_argument("--n", type=int, default=100, help="measured payments per row")
+    parser.add_argument("--batch", type=int, default=10, help="payments per CPU sample")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.batch = 4, 2
+    print(f"== Card payment bench ({_machine()})", flush=True)
+    started = time.monotonic()
+    code = run(args.n, args.batch)
+    print(f"== done in {time.monotonic() - started:.0f} s", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Online recharge: the card holder binds WeChat (服务号 OAuth), pays in WeChat (JSAPI), and the
+credit lands exactly once when the payment notification arrives; then the 充值成功通知 is sent.
+
+The credit, the recharge order's CREATED -> PAID and the platform-trade dedupe record are one
+transaction, so a repeated or concurrent notification books nothing twice. The template message is
+sent after that transaction: a failed send never undoes the recharge; it stays PENDING, is retried
+by the card_jobs schedule, and after MAX_NOTICE_ATTEMPTS it is FAILED, visible for a person.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from chalicelib.channels.base import PaymentNotice
+from chalicelib.domain.canteen_notice import CLASSIC_FIELDS, RechargeFacts, template_data
+from chalicelib.domain.cards import CardState, Wallet
+from chalicelib.domain.clock import Clock
+from chalicelib.domain.errors import Conflict, NotConfigured, NotFound
+from chalicelib.domain.ids import new_order_id
+from chalicelib.services.card_admin import check_amount
+from chalicelib.services.card_jsapi import JsapiPrepay
+from chalicelib.services.card_wechat_mp import NoticeFailed
+from chalicelib.store.canteen_rules import CanteenRulesStore
+from chalicelib.store.card_holders import HolderStore
+from chalicelib.store.card_recharges import CREATED, PAID, Recharge, RechargeStore
+from chalicelib.services.cards import settle
+from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, OtherFailed, Repeat
+
+log = logging.getLogger(__name__)
+MAX_NOTICE_ATTEMPTS = 8
+ATTEMPTS = 8
+
+
+class TemplateSender(Protocol):
+    def send_template(self, merchant_id: str, openid: str, template_id: str, data: dict, url: str = "") -> int: ...
+
+
+class Mp(TemplateSender, Protocol):
+    def authorize_url(self, merchant_id: str, redirect_uri: str, state: str) -> str: ...
+
+    def openid_from_code(self, merchant_id: str, code: str) -> str: ...
+
+
+class OnlineRechargeService:
+    def __init__(self, cards: CardStore, holders: HolderStore, recharges: RechargeStore, rules: CanteenRulesStore,
+                 jsapi: JsapiPrepay, mp: Mp, clock: Clock, public_base_url: str) -> None:
+        self._cards = cards
+        self._holders = holders
+        self._recharges = recharges
+        self._rules = rules
+        self._jsapi = jsapi
+        self._mp = mp
+        self._clock = clock
+        self._base_url = public_base_url
+
+    # --- binding the holder's WeChat --------------------------------------------------------
+
+    def bind(self, merchant_id: str, code: str, card_no: str, number: str) -> dict:
+        """The holder proves who they are with the card number and their employee/student number."""
+        card = self._cards.get(merchant_id, card_no)
+        holder = self._holders.get(card.holder_id) if card else None
+        if holder is None or holder.merchant_id != merchant_id or not number or holder.number != number:
+            raise NotFound("no card with this number for this holder")
+        openid = self._mp.openid_from_code(merchant_id, code)
+        self._holders.bind_openid(holder.holder_id, openid)
+        return {"holder_id": holder.holder_id, "openid": openid, "card_no": holder.card_no}
+
+    # --- paying -----------------------------------------------------------------------------
+
+    def start(self, merchant_id: str, openid: str, amount_fen: object) -> dict:
+        amount = check_amount(amount_fen)
+        holder = self._holders.by_openid(openid, merchant_id)
+        if holder is None or not holder.card_no:
+            raise NotFound("bind your card first")
+        now = self._clock.now()
+        recharge = Recharge(f"C{new_order_id(now)[1:]}", merchant_id, holder.account_id, holder.holder_id,
+                            holder.card_no, openid, amount, "wechat", CREATED, None, None, None, 0, None)
+        self._recharges.create(recharge, now)
+        params = self._jsapi.prepay(merchant_id, recharge.recharge_id, amount, openid, "饭卡充值",
+                                    f"{self._base_url}/cards/notify/{merchant_id}")
+        return {"recharge_id": recharge.recharge_id, "amount_fen": amount, "jsapi": params}
+
+    def apply(self, merchant_id: str, notice: PaymentNotice) -> str:
+        """Book a verified payment notification once: PAID, DUPLICATE or IGNORED (not a payment).
+        Raises NotFound / Conflict for a notification that does not match its recharge."""
+        recharge = self._recharges.get(notice.out_trade_no)
+        if recharge is None or recharge.merchant_id != merchant_id:
+            raise NotFound("no such recharge")
+        if notice.amount_fen != recharge.amount_fen:
+            raise Conflict("the amount paid is not the recharge's")
+        if not notice.paid:
+            return "IGNORED"
+        if recharge.status == PAID:
+            return "DUPLICATE"
+        def attempt(card: CardState | None) -> object:
+            if card is None:
+                # Paid for an account closed meanwhile: never lost, the console must refund it.
+                log.error("recharge %s paid for closed account %s", recharge.recharge_id, recharge.account_id)
+                raise Conflict("the card account was closed: refund this recharge")
+            return self._credit(card, recharge, notice)
+
+        outcome, _ = settle(self._cards.live_card_of_account(recharge.account_id), attempt, ATTEMPTS)
+        if isinstance(outcome, Booked):
+            self.send_notice(recharge.recharge_id)
+            return "PAID"
+        if isinstance(outcome, (Repeat, OtherFailed)):
+            return "DUPLICATE"  # another delivery of this notification booked it
+        raise Conflict("the card is busy; the platform will notify again" if outcome is None else str(outcome))
+
+    def _credit(self, card: CardState, recharge: Recharge, notice: PaymentNotice):  # type: ignore[no-untyped-def]
+        now = self._clock.now()
+        entry = EntrySpec(f"recharge#{recharge.recharge_id}", Wallet.CASH, recharge.amount_fen, "RECHARGE",
+                          f"{recharge.wallet}#{notice.trade_no}")
+        answer = {"recharge_id": recharge.recharge_id, "balance_fen": card.balance_fen + recharge.amount_fen}
+        movement = Movement(recharge.merchant_id, recharge.account_id, now, (entry,),
+                            f"trade#{recharge.wallet}#{notice.trade_no}", "card_recharge_trade", answer)
+        notify = bool(recharge.openid and self._rules.template(recharge.merchant_id).get("template_id"))
+        return self._cards.credit(card, {Wallet.CASH: recharge.amount_fen}, movement,
+                                  also=self._recharges.paid_action(recharge, notice.trade_no, notice.paid_at, notify))
+
+    # --- 充值成功通知 -------------------------------------------------------------------------
+
+    def send_notice(self, recharge_id: str) -> bool:
+        """Send (or resend) one recharge's template message. True when it went out."""
+        recharge = self._recharges.get(recharge_id)
+        if recharge is None or recharge.status != PAID or not recharge.notice or not recharge.openid:
+            return False
+        template = self._rules.template(recharge.merchant_id)
+        card = self._cards.live_card_of_account(recharge.account_id)
+        holder = self._holders.get(recharge.holder_id)
+        facts = RechargeFacts(recharge.amount_fen, recharge.paid_at or self._clock.now(),
+                              card.balance_fen if card else 0, card.card_no if card else recharge.card_no,
+                              holder.name if holder else "")
+        data = template_data(template.get("fields") or CLASSIC_FIELDS, facts)
+        try:
+            self._mp.send_template(recharge.merchant_id, recharge.openid, str(template.get("template_id", "")),
+                                   data, str(template.get("url", "")))
+        except (NoticeFailed, NotConfigured) as error:
+            give_up = recharge.notice_attempts + 1 >= MAX_NOTICE_ATTEMPTS
+            log.warning("recharge %s notice failed (attempt %d): %s", recharge_id, recharge.notice_attempts + 1, error)
+            self._recharges.notice_failed(recharge_id, str(error), give_up)
+            return False
+        self._recharges.notice_sent(recharge_id, self._clock.now())
+        return True
+
+    def retry_notices(self) -> dict:
+        sent = failed = 0
+        for recharge_id in list(self._recharges.notices()):
+            if self.send_notice(recharge_id):
+                sent += 1
+            else:
+                failed += 1
+        return {"sent": sent, "failed": failed}
+

@@ -1,0 +1,91 @@
+"""Seeds card holders, cards and balances through the card services (so every fen has its ledger
+entry), and snapshots card state for 'nothing changed' assertions."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.container import Container
+from chalicelib.domain.cards import Wallet
+from chalicelib.services.card_container import CardServices, card_services
+from chalicelib.store.card_models import bind_card_models, create_card_tables
+from chalicelib.store.card_models import CardModel
+from chalicelib.store.cards import Booked, EntrySpec, Movement, card_key, ledger_account
+from chalicelib.store.models import DedupeModel, LedgerEntryModel
+
+
+@pytest.fixture(scope="session", autouse=True)
+def card_tables(settings: Settings) -> None:
+    """Until CARD_MODELS joins ALL_MODELS, the card tables are created here (conftests import this)."""
+    bind_card_models(settings)
+    create_card_tables()
+
+
+@pytest.fixture
+def cs(container: Container) -> CardServices:
+    return card_services(container)
+
+
+def issue_card(services: CardServices, merchant_id: str, card_no: str, cash_fen: int = 0,
+               class_code: str = "default", name: str = "张三") -> str:
+    """A holder with a card and `cash_fen` recharged at the counter. Returns the holder id."""
+    holder = services.admin.create_holder(merchant_id, name, number=card_no, class_code=class_code)
+    services.admin.issue_card(merchant_id, holder.holder_id, card_no)
+    if cash_fen:
+        services.admin.recharge(merchant_id, card_no, cash_fen, f"seed-{uuid.uuid4().hex[:12]}")
+    return holder.holder_id
+
+
+def grant_subsidy(services: CardServices, merchant_id: str, card_no: str, amount_fen: int) -> None:
+    """A subsidy credit as the monthly job books it (one entry, deterministic id)."""
+    card = services.cards.get(merchant_id, card_no)
+    assert card is not None
+    tag = uuid.uuid4().hex[:8]
+    entry = EntrySpec(f"subsidy#test-{tag}", Wallet.SUBSIDY, amount_fen, "SUBSIDY_GRANT", f"test-{tag}")
+    outcome = services.cards.credit(card, {Wallet.SUBSIDY: amount_fen},
+                                    Movement(merchant_id, card.account_id, services.container.clock.now(), (entry,)))
+    assert isinstance(outcome, Booked), outcome
+
+
+def card_snapshot(merchant_id: str, card_nos: list[str], terminal_id: str | None = None) -> dict:
+    """The card items, their accounts' ledgers and the terminal's txn dedupe records, read raw."""
+    cards = {}
+    ledgers = {}
+    for card_no in card_nos:
+        try:
+            item = CardModel.get(card_key(merchant_id, card_no), consistent_read=True)
+        except CardModel.DoesNotExist:
+            continue
+        cards[card_no] = item.attribute_values
+        ledgers[item.account_id] = sorted(
+            (e.attribute_values for e in LedgerEntryModel.query(ledger_account(item.account_id), consistent_read=True)),
+            key=lambda v: v["entry_id"])
+    dedupe = []
+    if terminal_id is not None:  # tests only: a Scan is fine here
+        dedupe = sorted(d.dedupe_key for d in DedupeModel.scan(DedupeModel.dedupe_key.startswith(f"txn#{terminal_id}#")))
+    return {"cards": cards, "ledgers": ledgers, "txn_dedupe": dedupe}
+
+
+class OperatorClient:
+    """Calls the operator API through the Chalice test client with the interim token."""
+
+    def __init__(self, http, merchant_id: str, token: str) -> None:  # type: ignore[no-untyped-def]
+        self.http, self.merchant_id, self.token = http, merchant_id, token
+
+    def _headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json", "X-ScanPay-Merchant": self.merchant_id,
+                "Authorization": f"Bearer {self.token}"}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        raw = json.dumps(body or {}).encode()
+        answer = getattr(self.http, method.lower())(path, headers=self._headers(), body=raw)
+        return answer.status_code, json.loads(answer.body or b"{}")
+
+
+def operator_for(http, services: CardServices, merchant_id: str) -> OperatorClient:  # type: ignore[no-untyped-def]
+    token = f"op-{uuid.uuid4().hex}"
+    services.rules.set_operator_token(merchant_id, token, services.container.clock.now())
+    return OperatorClient(http, merchant_id, token)

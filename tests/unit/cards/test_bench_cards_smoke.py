@@ -1,0 +1,21 @@
+"""The card bench still runs: `python -m bench.cards.run --quick` (its own emulator process)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.long
+def test_quick_card_bench_prints_rows_calls_and_ratios() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.cards.run", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "card payment, API (proxy event to app())" in out and "BatchGetItem 1.00, PutItem 1.00, TransactWriteItems 1.00" in out
+    assert "raw boto3 TransactWriteItems, same items" in out
+    assert "ratio API / raw TransactWriteItems:" in out

@@ -19,6 +19,9 @@ SITE_ID = "demo-site"
 AGENT_ID = "demo-edge"
 AGENT_SECRET = "demo-edge-secret"  # the edge agent's HMAC key (local stack only)
 TERMINALS = {"T0001": "demo-key-T0001", "T0002": "demo-key-T0002"}
+CARDS = tuple(f"1000000{n}" for n in range(1, 6))  # 100.00 yuan each
+LOST_CARD = "10000009"
+CARD_BALANCE_FEN = 10_000
 
 # The bank of scheme 2 is a WeChat Pay service provider and an Alipay ISV app; the bank's code for
 # the demo canteen binds it as WeChat sub-merchant 1900000109 and as an Alipay authorised seller.
@@ -85,3 +88,25 @@ def seed(container: Container, accounts: dict) -> None:
     for terminal_id, key in TERMINALS.items():
         registry.put_terminal(terminal_id, AGENT_ID, MERCHANT_ID, SITE_ID, key, name=f"窗口 {terminal_id}")
     container.directory.clear_cache()
+    seed_cards(container)
+
+
+def seed_cards(container: Container) -> None:
+    """Card holders 1..5 with 100.00 yuan on cards 10000001..10000005; holder 9's card 10000009 lost.
+    Recharges carry fixed request ids, so they book once however often this runs."""
+    from chalicelib.domain.errors import NotFound
+    from chalicelib.services.card_container import card_services
+
+    admin = card_services(container).admin
+    for number, card_no in enumerate(CARDS + (LOST_CARD,), start=1):
+        try:
+            admin.card(MERCHANT_ID, card_no)
+            continue  # seeded already (same emulator)
+        except NotFound:
+            pass
+        holder = admin.create_holder(MERCHANT_ID, f"演示持卡人{number}", number=f"E{number:04d}")
+        admin.issue_card(MERCHANT_ID, holder.holder_id, card_no)
+        if card_no == LOST_CARD:
+            admin.report_lost(MERCHANT_ID, card_no)
+        else:
+            admin.recharge(MERCHANT_ID, card_no, CARD_BALANCE_FEN, request_id=f"demo-seed-{card_no}")

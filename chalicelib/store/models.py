@@ -258,6 +258,8 @@ class DedupeModel(_Base):
     expires_at = NumberAttribute(null=True)
 
 
+from chalicelib.store.card_models import CARD_MODELS  # noqa: E402 - declared in their own module
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DealerModel,
     MerchantModel,
@@ -268,4 +270,5 @@ ALL_MODELS: tuple[type[Model], ...] = (
     OrderModel,
     LedgerEntryModel,
     DedupeModel,
+    *CARD_MODELS,
 )

@@ -1,6 +1,40 @@
-"""Edge API for the terminal link: terminal keys for LOGIN, heartbeats and online status."""
+"""Edge API for the terminal link: terminal keys for LOGIN, heartbeats and online status.
+
+POST /edge/v1/terminals             {}  -> {ok, merchant_name, params_ver, terminals: [{terminal_id, key_box}]}
+POST /edge/v1/terminals/heartbeat   {terminals: [{terminal_id, online, last_seen, ...}]}
+                                        -> {ok, updated, skipped: [terminal_id], server_time}
+
+Both are signed edge requests (edge_common.authenticate). Keys travel only in boxes that the
+calling agent alone can open (services/edge_link.py); extra fields of a report (offline_pending)
+are accepted and not stored yet.
+"""
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
+
+from chalicelib import container
+from chalicelib.api.edge_common import authenticate, ok
+from chalicelib.api.errors import domain_errors_to_http
+from chalicelib.services.edge_link import EdgeLinkService
+from chalicelib.store.terminals import TerminalLinkStore
 
 edge_terminals = Blueprint(__name__)
+
+
+def _service() -> EdgeLinkService:
+    c = container.current()
+    return EdgeLinkService(c.directory, TerminalLinkStore(), c.clock)
+
+
+@edge_terminals.route("/edge/v1/terminals", methods=["POST"])
+@domain_errors_to_http
+def terminal_list() -> Response:
+    agent, _body = authenticate(edge_terminals)
+    return ok(_service().terminal_list(agent))
+
+
+@edge_terminals.route("/edge/v1/terminals/heartbeat", methods=["POST"])
+@domain_errors_to_http
+def terminal_heartbeat() -> Response:
+    agent, body = authenticate(edge_terminals)
+    return ok(_service().record_heartbeat(agent, body.get("terminals")))

@@ -1,0 +1,125 @@
+"""The edge agent's settings: one frozen dataclass, read from a JSON or TOML file.
+
+Only ``agent_id``, ``agent_secret`` and ``cloud_url`` are required; every other name has the
+default below. Times are seconds (floats allowed, so tests can use short ones). Example (TOML)::
+
+    agent_id = "E-DEMO"
+    agent_secret = "demo-edge-secret"
+    cloud_url = "http://127.0.0.1:8000"
+    listen_port = 9100
+    data_dir = "/var/lib/scanpay-edge"
+
+    [offline_limits]          # used for a terminal until the cloud sends its own limits
+    max_payment_fen = 2000
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AgentConfig", "OfflineLimits", "load_config"]
+
+
+@dataclass(frozen=True)
+class OfflineLimits:
+    """What a terminal may accept while the cloud is away (all amounts fen, per Beijing day).
+
+    A limit of 0 forbids offline payments outright.
+    """
+
+    max_payment_fen: int = 2_000
+    max_card_day_fen: int = 5_000
+    max_card_day_count: int = 5
+    max_terminal_pending: int = 500  # records of one terminal waiting for upload
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "OfflineLimits":
+        known = {f.name for f in fields(cls)}
+        clean = {}
+        for name, value in values.items():
+            if name not in known:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"offline limit {name} must be a non-negative int")
+            clean[name] = value
+        return cls(**clean)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    agent_id: str
+    agent_secret: str
+    cloud_url: str
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 9100
+    data_dir: str = "./edge-data"
+    max_connections: int = 2_000
+    # Terminal link
+    login_timeout_s: float = 10.0  # a connection must log in this soon after it opens
+    idle_timeout_s: float = 90.0  # no byte at all for this long (3 missed heartbeats): closed
+    incomplete_frame_timeout_s: float = 10.0  # protocol.md
+    push_resend_s: float = 3.0  # protocol.md
+    login_skew_s: float = 300.0  # protocol.md
+    time_set_drift_s: float = 5.0  # a terminal clock off by more gets a TIME_SET
+    max_inflight_per_connection: int = 8
+    tick_s: float = 0.5  # the timer that resends pushes and closes idle links
+    # Cloud
+    cloud_connect_timeout_s: float = 3.0
+    cloud_timeout_s: float = 10.0  # one attempt of an ordinary call
+    cloud_attempts: int = 3
+    cloud_backoff_s: float = 0.2  # first retry waits up to this (full jitter), doubling
+    cloud_backoff_max_s: float = 5.0
+    cloud_max_connections: int = 32
+    card_pay_deadline_s: float = 0.8  # then the card payment is decided offline
+    offline_upload_deadline_s: float = 2.0  # a terminal's OFFLINE_UPLOAD waits this for the cloud
+    # Background work
+    events_poll_s: float = 1.0  # PAY_RESULT reaches the screen within 2 s of the cloud
+    keys_refresh_s: float = 60.0
+    unknown_terminal_refresh_s: float = 10.0  # at most one key refresh this often for an unknown tid
+    status_report_s: float = 30.0
+    upload_interval_s: float = 2.0
+    blacklist_poll_s: float = 30.0
+    failure_backoff_max_s: float = 30.0
+    offline_limits: OfflineLimits = field(default_factory=OfflineLimits)
+
+    def __post_init__(self) -> None:
+        for name in ("agent_id", "agent_secret", "cloud_url"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} is required")
+        if not 1 <= self.max_connections <= 1_000_000:
+            raise ValueError("max_connections must be positive")
+        if self.card_pay_deadline_s <= 0 or self.card_pay_deadline_s >= 1.0:
+            raise ValueError("card_pay_deadline_s must be in (0, 1): protocol.md answers within 1 s")
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.data_dir) / "edge-agent.sqlite3"
+
+    def with_changes(self, **changes: Any) -> "AgentConfig":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "AgentConfig":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(unknown)}")
+        clean = dict(values)
+        if "offline_limits" in clean:
+            clean["offline_limits"] = OfflineLimits.from_dict(dict(clean["offline_limits"]))
+        return cls(**clean)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read ``path``: TOML when it ends in .toml, JSON otherwise."""
+    path = Path(path)
+    raw = path.read_bytes()
+    values = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
+    if not isinstance(values, dict):
+        raise ValueError("the config file must hold an object")
+    return AgentConfig.from_dict(values)

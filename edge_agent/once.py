@@ -1,0 +1,81 @@
+"""Exactly once per (tid, txn): the first answer is stored durably and given again to repeats.
+
+Two layers, because a repeat can come while the first is still being worked on (a terminal
+resends after 3 s; a QR order or a payment code can take longer) or after a restart:
+
+- in memory, the request in progress: a repeat waits for it and gets its answer;
+- in SQLite, the answer: written (and synced) *before* the terminal sees it, so that an answer a
+  terminal saw is an answer the agent gives again after any crash.
+
+A repeat with the same txn but a different request (another command, amount, card or payment
+code) is refused with ERR011 交易号重复 and changes nothing. An outcome that is not final (the
+cloud did not answer a QR order; a payment code still PAYING) is not stored: the repeat asks the
+cloud again, which is idempotent per (terminal_id, txn) itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .answers import DUPLICATE_TXN_MSG, refusal
+from .store import Store
+
+__all__ = ["ExactlyOnce", "Outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    body: dict[str, Any]
+    store: bool  # True: final, store it now; False: not final, or stored already by the computation
+
+
+class ExactlyOnce:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._inflight: dict[tuple[str, int], tuple[int, str, asyncio.Future[dict[str, Any]]]] = {}
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._inflight)
+
+    async def run(self, tid: str, txn: int, cmd: int, digest: str,
+                  compute: Callable[[], Awaitable[Outcome]]) -> dict[str, Any]:
+        stored = self._store.get_answer(tid, txn)
+        if stored is not None:
+            return stored.body if (stored.cmd, stored.digest) == (cmd, digest) else _duplicate(cmd, txn)
+        key = (tid, txn)
+        running = self._inflight.get(key)
+        if running is not None:
+            first_cmd, first_digest, future = running
+            if (first_cmd, first_digest) != (cmd, digest):
+                return _duplicate(cmd, txn)
+            return await asyncio.shield(future)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = (cmd, digest, future)
+        try:
+            outcome = await compute()
+            body = outcome.body
+            if outcome.store:
+                kept = await self._store.put_answer(tid, txn, cmd, digest, body, self._clock())
+                body = kept.body if (kept.cmd, kept.digest) == (cmd, digest) else _duplicate(cmd, txn)
+        except asyncio.CancelledError:
+            future.cancel()  # shutting down: the waiters stop too
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters, if any, get it; nobody else must log it
+            raise
+        else:
+            future.set_result(body)
+            return body
+        finally:
+            del self._inflight[key]
+
+
+def _duplicate(cmd: int, txn: int) -> dict[str, Any]:
+    return refusal(cmd, txn, "ERR011", DUPLICATE_TXN_MSG)

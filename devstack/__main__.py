@@ -20,9 +20,11 @@ ScanPay Cloud local stack is up (Ctrl-C stops it)
   API (edge, notify, pay page)  {stack.api_url}
   DynamoDB + KMS (moto)         {stack.dynamodb_endpoint}
   sandbox payment platform      {stack.sandbox.ctx.base_url}   (POST /sandbox/scan, GET /sandbox/trades)
+  edge agent (terminal TCP)     127.0.0.1:{stack.ports.edge}   (python -m edge_agent.simulator --help)
   demo dealer {demo.DEALER_ID} (console login {demo.DEALER_LOGIN} / {demo.DEALER_PASSWORD})
   demo merchant {demo.MERCHANT_ID} (scheme 2, fee 0.6 %, dealer share 0.1 %)
   edge agent {demo.AGENT_ID} secret {demo.AGENT_SECRET}; terminals {', '.join(demo.TERMINALS)} (keys demo-key-<id>)
+  cards {demo.CARDS[0]}..{demo.CARDS[-1]} with {demo.CARD_BALANCE_FEN // 100}.00 yuan each, {demo.LOST_CARD} reported lost
   pay a QR order:  python -m devstack.pay_demo --wallet wechat   (or alipay)
 """, flush=True)
     done = threading.Event()

@@ -45,10 +45,12 @@ class LocalStack:
     schedule_scale: float = 0.1  # notification retries 10x faster than the platforms'
     expiry_interval_s: float = 60.0
     dynamodb_endpoint: str | None = None  # use a running emulator instead of starting one (tests)
+    start_edge_agent: bool = True
     dynamodb: LocalDynamoDB | None = None
     sandbox: Sandbox | None = None
     container: Container | None = None
     _api_server: object = None
+    _edge_agent: object = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> "LocalStack":
@@ -75,6 +77,9 @@ class LocalStack:
         self._api_server = _serve_api(api_port)
         self.ports.api = api_port
         threading.Thread(target=self._expiry_loop, name="expiry-schedule", daemon=True).start()
+        if self.start_edge_agent:
+            self._edge_agent = _start_edge_agent(self.api_url, self.ports.edge, self.state_dir / "edge")
+            self.ports.edge = self._edge_agent.port  # type: ignore[attr-defined]
         return self
 
     @property
@@ -92,12 +97,26 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._edge_agent is not None:
+            self._edge_agent.stop()  # type: ignore[attr-defined]
         if self._api_server is not None:
             self._api_server.shutdown()  # type: ignore[attr-defined]
         if self.sandbox is not None:
             self.sandbox.stop()
         if self.dynamodb is not None:
             self.dynamodb.stop()
+
+
+def _start_edge_agent(api_url: str, port: int, data_dir: Path):  # type: ignore[no-untyped-def]
+    """The demo site's edge agent, as a terminal on the shop network would reach it (TCP)."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.thread import AgentThread
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    agent = AgentThread(AgentConfig(agent_id=demo.AGENT_ID, agent_secret=demo.AGENT_SECRET, cloud_url=api_url,
+                                    listen_host="127.0.0.1", listen_port=port, data_dir=str(data_dir)))
+    agent.start()
+    return agent
 
 
 def _free_port() -> int:

@@ -17,7 +17,7 @@ from devstack.stack import LocalStack, Ports
 
 @pytest.fixture(scope="package")
 def stack(settings, local_dynamodb, tmp_path_factory):  # type: ignore[no-untyped-def]
-    started = LocalStack(Ports(api=0, dynamodb=0, sandbox=0), state_dir=tmp_path_factory.mktemp("local"),
+    started = LocalStack(Ports(api=0, dynamodb=0, sandbox=0, edge=0), state_dir=tmp_path_factory.mktemp("local"),
                          schedule_scale=0.01, dynamodb_endpoint=local_dynamodb.endpoint).start()
     yield started
     started.stop()
@@ -25,12 +25,15 @@ def stack(settings, local_dynamodb, tmp_path_factory):  # type: ignore[no-untype
     container_module.install(None)  # type: ignore[arg-type]
 
 
-def signed_post(stack: LocalStack, path: str, payload: dict) -> httpx.Response:
+def signed_post(stack: LocalStack, path: str, payload: dict, agent: tuple[str, str] = (demo.AGENT_ID, demo.AGENT_SECRET)
+                ) -> httpx.Response:
+    """A signed edge request, by default as the demo edge agent (which `make run` also runs)."""
+    agent_id, secret = agent
     body = json.dumps(payload).encode()
     now, nonce = int(time.time()), os.urandom(12).hex()
-    headers = {"Content-Type": "application/json", "X-ScanPay-Agent": demo.AGENT_ID, "X-ScanPay-Timestamp": str(now),
+    headers = {"Content-Type": "application/json", "X-ScanPay-Agent": agent_id, "X-ScanPay-Timestamp": str(now),
                "X-ScanPay-Nonce": nonce,
-               "X-ScanPay-Signature": edge_auth.sign(demo.AGENT_SECRET, "POST", path, now, nonce, body)}
+               "X-ScanPay-Signature": edge_auth.sign(secret, "POST", path, now, nonce, body)}
     return httpx.post(stack.api_url + path, content=body, headers=headers, timeout=20)
 
 

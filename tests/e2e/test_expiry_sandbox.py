@@ -17,6 +17,22 @@ from tests.e2e.conftest import signed_post
 from tests.support.state import ledger_of_order
 
 
+# These orders belong to an agent of their own: the job below runs with a clock 301 s ahead and
+# stamps its events with it, which would move the demo agent's event-feed cursor into the future.
+EXPIRY_AGENT = ("e2e-expiry-edge", "e2e-expiry-secret")
+EXPIRY_TERMINAL = "E2E-X1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def expiry_agent(stack: LocalStack) -> None:
+    from chalicelib.store.registry import Registry
+    from devstack import demo
+
+    registry = Registry(stack.container.sealer, time.time())
+    registry.put_edge_agent(EXPIRY_AGENT[0], demo.SITE_ID, demo.MERCHANT_ID, EXPIRY_AGENT[1])
+    registry.put_terminal(EXPIRY_TERMINAL, EXPIRY_AGENT[0], demo.MERCHANT_ID, demo.SITE_ID, "k")
+
+
 def later(stack: LocalStack) -> Container:
     """The expiry job's container, 301 s after now (call it after creating the orders)."""
     return Container(stack.container.settings, FixedClock(time.time() + 301))
@@ -24,8 +40,8 @@ def later(stack: LocalStack) -> Container:
 
 def create(stack: LocalStack, txn_offset: int, wallet: str | None, amount: int = 321) -> dict:
     txn = int(time.time() * 1000) % 1_000_000_000 + txn_offset
-    payload = {"terminal_id": "T0002", "txn": txn, "amount_fen": amount} | ({"wallet": wallet} if wallet else {})
-    answer = signed_post(stack, "/edge/v1/orders/qr", payload)
+    payload = {"terminal_id": EXPIRY_TERMINAL, "txn": txn, "amount_fen": amount} | ({"wallet": wallet} if wallet else {})
+    answer = signed_post(stack, "/edge/v1/orders/qr", payload, agent=EXPIRY_AGENT)
     assert answer.status_code == 200, answer.text
     return answer.json()
 

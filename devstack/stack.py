@@ -130,10 +130,14 @@ def _free_port() -> int:
 def _serve_api(port: int):  # type: ignore[no-untyped-def]
     """The Chalice app served in-process (what `chalice local` does), with our container installed."""
     from chalice.config import Config
-    from chalice.local import LocalDevServer
+    from chalice.local import ChaliceRequestHandler, LocalDevServer
 
     from app import app
 
-    server = LocalDevServer(app, Config(chalice_stage="local"), "127.0.0.1", port)
+    class QuietHandler(ChaliceRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass  # the edge agent polls its event feed every second: one line each drowns the rest
+
+    server = LocalDevServer(app, Config(chalice_stage="local"), "127.0.0.1", port, handler_cls=QuietHandler)
     threading.Thread(target=server.server.serve_forever, name="api", daemon=True).start()
     return server.server

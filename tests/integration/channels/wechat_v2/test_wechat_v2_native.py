@@ -28,7 +28,7 @@ def test_native_qr_paid_by_scan_and_notified(channel, native_order, scan, receiv
     assert (notice.out_trade_no, notice.amount_fen, notice.merchant_ref, notice.paid) == (
         order.out_trade_no, 1250, DIRECT_MCH_ID, True)
     assert notice.trade_no == paid["trade_no"]
-    assert abs(notice.paid_at - time.time()) < 5
+    assert abs(notice.paid_at - time.time()) < 60  # time_end has whole seconds; a loaded CI may lag
     delivery = _delivery(sandbox, order.out_trade_no)
     assert _eventually(lambda: delivery.acked)  # our XML SUCCESS answer stopped the retries
     assert len(delivery.attempts) == 1

@@ -116,7 +116,6 @@ def run(n: int, batch: int) -> int:
     from chalicelib.container import Container, install
     from chalicelib.domain.clock import SystemClock
     from chalicelib.services.card_container import card_services
-    from chalicelib.store.card_models import card_dynamodb_clients, create_card_tables
     from chalicelib.store.connection import create_tables, dynamodb_clients
     from chalicelib.store.directory import TerminalInfo
     from chalicelib.store.secrets import ensure_local_key
@@ -134,11 +133,10 @@ def run(n: int, batch: int) -> int:
             install(container)
             services = card_services(container)
             create_tables()
-            create_card_tables()
             ensure_local_key(settings)
             world = seed_world(container)
             meter = Meter(batch)
-            clients = dynamodb_clients(settings) + card_dynamodb_clients()
+            clients = dynamodb_clients(settings)
             raw_client = boto3.client("dynamodb", region_name=settings.region, endpoint_url=settings.dynamodb_endpoint)
             meter.counter = DynamoDBCallCounter(clients + [raw_client])
             terminal = TerminalInfo(world.terminal_id, world.agent_id, world.merchant_id, world.site_id, True)

@@ -21,7 +21,6 @@ from chalicelib.store.card_blacklist import BlacklistStore
 from chalicelib.store.card_exceptions import CardExceptionStore
 from chalicelib.store.card_holders import HolderStore
 from chalicelib.store.card_lifecycle import CardLifecycleStore
-from chalicelib.store.card_models import bind_card_models
 from chalicelib.store.card_recharges import RechargeStore
 from chalicelib.store.cards import CardStore
 
@@ -33,7 +32,6 @@ class CardServices:
         self.container = container
         self._jsapi = jsapi
         self._mp = mp
-        bind_card_models(container.settings)
 
     @cached_property
     def cards(self) -> CardStore:

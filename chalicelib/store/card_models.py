@@ -1,5 +1,5 @@
-"""PynamoDB models of IC-card accounts. CARD_MODELS joins store/models.py ALL_MODELS (the lead wires
-it); until then bind_card_models() binds them the way store/connection.py binds the others.
+"""PynamoDB models of IC-card accounts. CARD_MODELS is part of store/models.py ALL_MODELS, so they are
+bound, created and templated with every other table (store/connection.py, infra/).
 
 Access patterns:
 - card payment: CardModel by "<merchant_id>#<card_no>" (the item holds the account's wallets and
@@ -18,7 +18,6 @@ from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.config import Settings
 
 
 class _Base(Model):
@@ -214,28 +213,3 @@ CARD_MODELS: tuple[type[Model], ...] = (
     CardExceptionModel,
     CardRechargeModel,
 )
-
-_BASE_NAMES = {model: model.Meta.table_name for model in CARD_MODELS}
-
-
-def bind_card_models(settings: Settings) -> None:
-    """Same binding as store/connection.py bind_models (harmless to repeat once ALL_MODELS has them)."""
-    for model, base_name in _BASE_NAMES.items():
-        if model.Meta.table_name == f"{settings.table_prefix}{base_name}" and model.Meta.host == settings.dynamodb_endpoint:
-            continue  # already bound: keep the cached connection
-        model.Meta.table_name = f"{settings.table_prefix}{base_name}"
-        model.Meta.host = settings.dynamodb_endpoint
-        model.Meta.region = settings.region
-        model._connection = None
-
-
-def create_card_tables() -> None:
-    """Local stack and tests only, until CARD_MODELS joins ALL_MODELS (then create_tables does it)."""
-    for model in CARD_MODELS:
-        if not model.exists():
-            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-
-
-def card_dynamodb_clients() -> list[object]:
-    """The botocore clients of these models, for call counting (dynamodb_clients covers ALL_MODELS)."""
-    return [model._get_connection().connection.client for model in CARD_MODELS]

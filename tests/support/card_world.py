@@ -7,21 +7,12 @@ import uuid
 
 import pytest
 
-from chalicelib.config import Settings
 from chalicelib.container import Container
 from chalicelib.domain.cards import Wallet
 from chalicelib.services.card_container import CardServices, card_services
-from chalicelib.store.card_models import bind_card_models, create_card_tables
 from chalicelib.store.card_models import CardModel
 from chalicelib.store.cards import Booked, EntrySpec, Movement, card_key, ledger_account
 from chalicelib.store.models import DedupeModel, LedgerEntryModel
-
-
-@pytest.fixture(scope="session", autouse=True)
-def card_tables(settings: Settings) -> None:
-    """Until CARD_MODELS joins ALL_MODELS, the card tables are created here (conftests import this)."""
-    bind_card_models(settings)
-    create_card_tables()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ read; a card kept busy past max_attempts answers ERR012 and books nothing. Dynam
 from __future__ import annotations
 
 from chalicelib.services.cards import CardPaymentService
-from chalicelib.store.card_models import card_dynamodb_clients
 from chalicelib.store.cards import CardStore
 from chalicelib.store.connection import dynamodb_clients
 from chalicelib.store.directory import TerminalInfo
@@ -65,7 +64,7 @@ def test_err012_when_the_card_stays_busy_books_nothing(container, world, cs) -> 
 
 def test_one_read_and_one_transaction_per_payment(container, world, cs, settings) -> None:
     issue_card(cs, world.merchant_id, CARD, cash_fen=1_000)
-    counter = DynamoDBCallCounter(dynamodb_clients(settings) + card_dynamodb_clients())
+    counter = DynamoDBCallCounter(dynamodb_clients(settings))
     service = cs.payments
     service.pay(_terminal(world), 1, CARD, 100)  # warms the directory and rules caches
     counter.reset()
@@ -81,7 +80,7 @@ def test_one_read_and_one_transaction_per_payment(container, world, cs, settings
 
 def test_through_the_api_the_signature_nonce_adds_one_put(edge, world, cs, settings) -> None:
     issue_card(cs, world.merchant_id, CARD, cash_fen=1_000)
-    counter = DynamoDBCallCounter(dynamodb_clients(settings) + card_dynamodb_clients())
+    counter = DynamoDBCallCounter(dynamodb_clients(settings))
     body = {"terminal_id": world.terminal_id, "card": CARD, "amount_fen": 100, "ts": 1}
     edge.post("/edge/v1/cards/pay", {**body, "txn": 1})
     counter.reset()

@@ -1,1 +1,1 @@
-from tests.support.card_world import card_tables, cs  # noqa: F401  (fixtures)
+from tests.support.card_world import cs  # noqa: F401  (fixture)

@@ -27,7 +27,7 @@ PAY = "/edge/v1/cards/pay"
 
 
 @pytest.fixture(scope="module")
-def api_urls(settings, card_tables):  # type: ignore[no-untyped-def]
+def api_urls(settings):  # type: ignore[no-untyped-def]
     env = {**os.environ, "STAGE": "test", "DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
            "AWS_DEFAULT_REGION": settings.region, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-m", "tests.integration.cards.api_worker"], cwd=ROOT, env=env,

@@ -5,8 +5,10 @@ from chalicelib.api.edge import edge
 from chalicelib.api.edge_terminals import edge_terminals
 from chalicelib.api.notify import notify
 from chalicelib.api.pay_page import pay_page
+from chalicelib.api.statements import statements
 from chalicelib.jobs.cards import card_jobs
 from chalicelib.jobs.expiry import expiry_jobs
+from chalicelib.jobs.settlement import settlement_jobs
 
 app = ScanPayChalice(app_name="scanpay")
 app.register_blueprint(edge)
@@ -14,5 +16,7 @@ app.register_blueprint(edge_terminals)
 app.register_blueprint(cards)
 app.register_blueprint(notify)
 app.register_blueprint(pay_page)
+app.register_blueprint(statements)
 app.register_blueprint(expiry_jobs)
 app.register_blueprint(card_jobs)
+app.register_blueprint(settlement_jobs)

@@ -11,6 +11,7 @@ from functools import cached_property
 from chalicelib.config import Settings
 from chalicelib.domain.clock import Clock, Sleep, SystemClock
 from chalicelib.services.expiry import ExpiryService
+from chalicelib.services.licences import LicenceService
 from chalicelib.services.notifications import NotificationService
 from chalicelib.services.orders import OrderService, OrderSettings
 from chalicelib.services.payments import PaymentBooker
@@ -19,6 +20,7 @@ from chalicelib.store.connection import bind_models
 from chalicelib.store.dedupe import DedupeStore
 from chalicelib.store.directory import Directory
 from chalicelib.store.ledger import LedgerStore
+from chalicelib.store.licences import LicenceStore
 from chalicelib.store.orders import OrderStore
 from chalicelib.store.secrets import KmsSealer, Sealer
 
@@ -64,9 +66,14 @@ class Container:
         return PaymentBooker(self.orders, self.dedupe, self.clock)
 
     @cached_property
+    def licences(self) -> LicenceService:
+        return LicenceService(LicenceStore(self.settings), self.directory, self.clock)
+
+    @cached_property
     def order_service(self) -> OrderService:
         return OrderService(self.orders, self.dedupe, self.directory, self.channels, self.booker, self.clock,
-                            self.sleep, OrderSettings(self.settings.public_base_url, self.settings.qr_order_ttl_s))
+                            self.sleep, OrderSettings(self.settings.public_base_url, self.settings.qr_order_ttl_s),
+                            self.licences.licence_allows_new_qr_orders)
 
     @cached_property
     def notifications(self) -> NotificationService:

@@ -55,7 +55,8 @@ class LocalStack:
 
     def start(self) -> "LocalStack":
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                            "AWS_DEFAULT_REGION": "ap-east-1"}.items():
+                            "AWS_DEFAULT_REGION": "ap-east-1",
+                            "STATEMENTS_TOKEN_SECRET": "local-statements-secret"}.items():
             os.environ.setdefault(name, value)
         if self.dynamodb_endpoint is None:
             self.dynamodb = LocalDynamoDB("127.0.0.1", self.ports.dynamodb).start()

@@ -24,7 +24,7 @@ from sandbox.platform import SandboxContext
 from sandbox.scan import make_scan_handler
 from sandbox.trades import TradeBook
 
-PLATFORM_MODULES = ("sandbox.wechat_v2", "sandbox.wechat_v3", "sandbox.alipay", "sandbox.wechat_mp")
+PLATFORM_MODULES = ("sandbox.wechat_v2", "sandbox.wechat_v3", "sandbox.alipay", "sandbox.wechat_mp", "sandbox.bank")
 
 
 class FaultInjector:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from chalicelib.channels.base import (
     ChannelResult,
@@ -76,7 +77,10 @@ def order_view(order: Order, now: float) -> dict:
 
 class OrderService:
     def __init__(self, orders: OrderStore, dedupe: DedupeStore, directory: Directory, channels: Channels,
-                 booker: PaymentBooker, clock: Clock, sleep: Sleep, settings: OrderSettings) -> None:
+                 booker: PaymentBooker, clock: Clock, sleep: Sleep, settings: OrderSettings,
+                 licence_allows: Callable[[str, float], bool] = lambda merchant_id, now: True) -> None:
+        """`licence_allows(merchant_id, now)`: False once the merchant's licence is past its grace
+        period; then new QR orders get ERR011 while card payments, refunds and settlement go on."""
         self._orders = orders
         self._dedupe = dedupe
         self._directory = directory
@@ -85,6 +89,7 @@ class OrderService:
         self._clock = clock
         self._sleep = sleep
         self._settings = settings
+        self._licence_allows = licence_allows
 
     # --- QR orders -------------------------------------------------------------------------
 
@@ -103,6 +108,8 @@ class OrderService:
         if repeat is not None:
             return repeat
         now = self._clock.now()
+        if not self._licence_allows(terminal.merchant_id, now):
+            raise NotConfigured("the merchant's service licence has expired")  # ERR011
         order_id = new_order_id(now)
         expires_at = now + self._settings.qr_order_ttl_s
         if chosen is None:

@@ -259,6 +259,7 @@ class DedupeModel(_Base):
 
 
 from chalicelib.store.card_models import CARD_MODELS  # noqa: E402 - declared in their own module
+from chalicelib.store.settlement_models import SETTLEMENT_MODELS  # noqa: E402 - they subclass _Base above
 
 ALL_MODELS: tuple[type[Model], ...] = (
     DealerModel,
@@ -271,4 +272,5 @@ ALL_MODELS: tuple[type[Model], ...] = (
     LedgerEntryModel,
     DedupeModel,
     *CARD_MODELS,
+    *SETTLEMENT_MODELS,
 )

@@ -135,7 +135,10 @@ def test_stage_parameter_is_pinned_to_the_packaged_stage(template: dict[str, Any
 def test_schedules_declared_in_app_are_in_the_template(template: dict[str, Any]) -> None:
     from app import app
 
-    schedules = {(e.handler_string, e.schedule_expression) for e in app.event_sources
+    def expression(e: Any) -> str:  # a string, or chalice's Rate/Cron object
+        return e if isinstance(e, str) else e.to_string()
+
+    schedules = {(e.handler_string, expression(e.schedule_expression)) for e in app.event_sources
                  if hasattr(e, "schedule_expression")}
     assert schedules, "app.py registers no schedule"
     deployed = {

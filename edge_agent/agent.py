@@ -5,7 +5,8 @@ Parts, each in its own module: the durable :class:`~edge_agent.store.Store`, the
 (keys for LOGIN), the :class:`~edge_agent.server.TerminalServer`, and the request handlers
 (:mod:`.payments`, :mod:`.orders`, :mod:`.uploads`) behind one :class:`~edge_agent.once.ExactlyOnce`.
 Background loops: key refresh, the event feed (:mod:`.pushes`), the offline uploader, the
-status report and the blacklist.
+status report, the blacklist, each terminal's PARAMS (:mod:`.params`) and the blacklist acks
+reported to the cloud (:mod:`.blacklist_acks`).
 
 Start order matters for a restart with the cloud away: the terminal list kept on disk is loaded
 before the server listens, so terminals log in at once; the cloud is asked in the background.
@@ -23,10 +24,12 @@ from typing import Any
 import httpx
 
 from .blacklist import BlacklistSync
+from .blacklist_acks import BlacklistAckReporter
 from .cloud import CloudClient
 from .config import AgentConfig
 from .once import ExactlyOnce
 from .orders import OrderForwarder
+from .params import ParamsSync
 from .payments import CardPayments
 from .protocol import (
     CardPay,
@@ -80,12 +83,16 @@ class EdgeAgent:
         self.orders = OrderForwarder(config, self.cloud, self.once)
         self.server = TerminalServer(config, self, clock=clock)
         self.blacklist = BlacklistSync(config, self.store, self.cloud, self.server.logged_in)
+        self.blacklist_acks = BlacklistAckReporter(config, self.store, self.cloud)
+        self.params = ParamsSync(config, self.store, self.cloud, self.terminals.ids, self.server.connection_of)
+        self.terminals.use_params(self.params)
         self.pushes = PushCenter(config, self.store, self.cloud, self.server, clock)
         self.status = StatusReporter(config, self.cloud, self.server, self.terminals, self.store, clock)
         await self.server.start()
         for name, loop in (("keys", self._refresh_keys_forever), ("events", self.pushes.run),
                            ("uploads", self.uploader.run), ("status", self.status.run),
-                           ("blacklist", self.blacklist.run), ("prune", self._prune_forever)):
+                           ("blacklist", self.blacklist.run), ("prune", self._prune_forever),
+                           ("params", self.params.run), ("blacklist-acks", self.blacklist_acks.run)):
             self._spawn(name, loop)
         return self
 
@@ -115,8 +122,11 @@ class EdgeAgent:
 
     # -- LinkApp -----------------------------------------------------------------------------
 
-    def _versions(self) -> dict[str, int]:
-        return {"params_ver": self.terminals.params_ver, "blacklist_ver": self.blacklist.version}
+    def _versions(self, tid: str) -> dict[str, int]:
+        params_ver = self.params.version_of(tid)
+        if params_ver is None:  # not fetched yet: the terminal list's version
+            params_ver = self.terminals.params_ver
+        return {"params_ver": params_ver, "blacklist_ver": self.blacklist.version}
 
     def on_login(self, conn: TerminalConnection, request: Login) -> None:
         now = self.clock()
@@ -128,17 +138,20 @@ class EdgeAgent:
             conn.refuse_login(request)
             return
         conn.accept_login(request, {"ok": True, "server_time": int(now),
-                                    "merchant_name": self.terminals.merchant_name, **self._versions()})
+                                    "merchant_name": self.terminals.merchant_name, **self._versions(request.tid)})
         self.server.bind_tid(conn, request.tid)
         self.status.changed()
         self._time_check(conn, request.ts, now)
         self.blacklist.after_login(conn)
         self.pushes.after_login(conn)
+        if self.params.after_login(conn):
+            self._spawn("params-now", lambda: self.params.refresh(request.tid))
 
     def on_heartbeat(self, conn: TerminalConnection, request: Heartbeat) -> dict[str, Any]:
         now = self.clock()
         self._time_check(conn, request.ts, now)
-        return {"server_time": int(now), **self._versions()}
+        assert conn.tid is not None  # the session lets HEARTBEAT through only after LOGIN
+        return {"server_time": int(now), **self._versions(conn.tid)}
 
     def _time_check(self, conn: TerminalConnection, terminal_ts: int, now: float) -> None:
         if abs(terminal_ts - now) > self.config.time_set_drift_s:
@@ -164,6 +177,12 @@ class EdgeAgent:
     def on_push_ack(self, conn: TerminalConnection, ack: PushAck) -> None:
         if ack.push_cmd == Command.PAY_RESULT:
             self.pushes.on_ack(conn, ack.seq)
+        elif ack.push_cmd == Command.BLACKLIST and conn.tid is not None:
+            tid, version = conn.tid, int(ack.push_body["ver"])  # the session checked the echo
+            # A long list goes in several pushes of one version: the terminal holds it once all are acked.
+            if not any(p.cmd == Command.BLACKLIST and p.body.get("ver") == version
+                       for p in conn.session.unacked_pushes()):
+                self._spawn("blacklist-ack", self.blacklist_acks.take(tid, version))
 
     def on_closed(self, conn: TerminalConnection) -> None:
         if conn.tid is not None:

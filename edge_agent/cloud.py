@@ -45,6 +45,7 @@ import httpx  # noqa: E402  (after the sniffio note above)
 
 __all__ = [
     "PATH_BLACKLIST",
+    "PATH_BLACKLIST_ACK",
     "PATH_CARD_OFFLINE",
     "PATH_CARD_PAY",
     "PATH_EVENTS",
@@ -53,6 +54,7 @@ __all__ = [
     "PATH_ORDER_QR",
     "PATH_ORDER_QUERY",
     "PATH_ORDER_SCAN",
+    "PATH_PARAMS",
     "PATH_TERMINALS",
     "CloudClient",
     "CloudReply",
@@ -71,6 +73,8 @@ PATH_HEARTBEAT = "/edge/v1/terminals/heartbeat"
 PATH_CARD_PAY = "/edge/v1/cards/pay"
 PATH_CARD_OFFLINE = "/edge/v1/cards/offline"
 PATH_BLACKLIST = "/edge/v1/cards/blacklist"
+PATH_BLACKLIST_ACK = "/edge/v1/cards/blacklist/ack"
+PATH_PARAMS = "/edge/v1/cards/params"
 
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 

@@ -83,6 +83,8 @@ class AgentConfig:
     status_report_s: float = 30.0
     upload_interval_s: float = 2.0
     blacklist_poll_s: float = 30.0
+    params_poll_s: float = 60.0  # each terminal's PARAMS asked again this often (and after a stale LOGIN)
+    ack_report_s: float = 5.0  # blacklist acks not yet reported to the cloud are retried this often
     failure_backoff_max_s: float = 30.0
     offline_limits: OfflineLimits = field(default_factory=OfflineLimits)
 

@@ -13,6 +13,8 @@ What it holds and why it must survive a crash:
 - ``uncertain``: card payments refused offline after an online attempt that may have landed.
 - ``kv``: the event cursor, the blacklist version, the cloud's terminal list (keys still boxed).
 - ``blacklist``: cards never accepted offline.
+- ``blacklist_acks``: per terminal, the newest blacklist version it acknowledged and the newest
+  one reported to the cloud (only the newest matters: an ack says "I hold this version").
 
 Writes go through one thread that commits in groups: every write queued while the previous commit
 was syncing is applied in the next transaction (each in its own savepoint, so one failing write
@@ -69,6 +71,9 @@ CREATE TABLE IF NOT EXISTS uncertain (
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blacklist (card TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blacklist_acks (
+    tid TEXT PRIMARY KEY, version INTEGER NOT NULL, reported INTEGER NOT NULL DEFAULT -1
+) WITHOUT ROWID;
 """
 
 MAX_BATCH = 512  # writes per group commit: bounds one transaction's time
@@ -386,6 +391,22 @@ class Store:
             set_kv(c, "blacklist_version", str(version))
 
         await self.write(apply)
+
+    # -- blacklist acks ----------------------------------------------------------------------
+
+    async def note_blacklist_ack(self, tid: str, version: int) -> None:
+        """Terminal ``tid`` holds blacklist ``version`` (an older ack arriving late changes nothing)."""
+        await self.write(lambda c: c.execute(
+            "INSERT INTO blacklist_acks (tid, version) VALUES (?, ?) "
+            "ON CONFLICT (tid) DO UPDATE SET version = MAX(version, excluded.version)", (tid, version)))
+
+    def unreported_blacklist_acks(self) -> list[tuple[str, int]]:
+        return list(self._reader.execute(
+            "SELECT tid, version FROM blacklist_acks WHERE reported < version ORDER BY tid"))
+
+    async def blacklist_ack_reported(self, tid: str, version: int) -> None:
+        await self.write(lambda c: c.execute(
+            "UPDATE blacklist_acks SET reported = MAX(reported, ?) WHERE tid = ?", (version, tid)))
 
     # -- uncertain ---------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from .cloud import PATH_TERMINALS, CloudClient, CloudUnavailable
 from .config import AgentConfig, OfflineLimits
 from .keybox import KeyBoxError, box_key, open_box
 from .protocol import Login, verify_login_mac
+from .params import ParamsSync
 from .store import Store
 
 __all__ = ["Terminal", "TerminalDirectory"]
@@ -52,6 +53,11 @@ class TerminalDirectory:
         self.params_ver = 0
         self.loaded_from_cloud = False
         self._last_unknown_refresh = float("-inf")
+        self._params: ParamsSync | None = None
+
+    def use_params(self, params: ParamsSync) -> None:
+        """Offline limits come from each terminal's PARAMS when the cloud sent them."""
+        self._params = params
 
     # -- the list ----------------------------------------------------------------------------
 
@@ -119,8 +125,10 @@ class TerminalDirectory:
         return sorted(self._terminals)
 
     def limits_for(self, tid: str) -> OfflineLimits:
+        """The PARAMS' limits, else the terminal list's, else the config's (per limit)."""
         terminal = self._terminals.get(tid)
-        return terminal.offline_limits if terminal else self._config.offline_limits
+        fallback = terminal.offline_limits if terminal else self._config.offline_limits
+        return fallback if self._params is None else self._params.limits_for(tid, fallback)
 
     # -- LOGIN -------------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ like the cloud does (timestamp window, nonce used once), and keeps a ledger to a
 - ``/edge/v1/terminals``, ``/edge/v1/terminals/heartbeat``: keys in boxes, online status;
 - ``/edge/v1/orders/qr|scan|query|cancel`` and ``/edge/v1/events``: orders per (terminal, txn),
   :meth:`StubCloud.pay_order` plays the consumer who pays, and the feed pages by cursor;
+- ``/edge/v1/cards/params``: per terminal settings under one version (:meth:`StubCloud.set_params`
+  changes them and moves the version; 0, the default, is "no rules yet", with no offline limits);
+- ``/edge/v1/cards/blacklist/ack``: recorded in ``state.blacklist_acks``;
 - ``/edge/v1/cards/pay|offline|blacklist``: balances, one dedupe per (terminal, txn) shared by
   online and offline payments (so an offline record of a payment that landed online is a repeat),
   offline records rejected for a lost card or an overdraft.
@@ -65,6 +68,9 @@ class StubState:
     lost_cards: set[str] = field(default_factory=set)
     blacklist_version: int = 0
     offline_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    params_version: int = 0
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # terminal id -> settings
+    blacklist_acks: list[tuple[str, int]] = field(default_factory=list)  # (terminal id, version)
     payments: dict[tuple[str, int], CardPayment] = field(default_factory=dict)
     orders: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (cursor key, event)
@@ -97,6 +103,8 @@ class StubCloud:
             "/edge/v1/cards/pay": self._card_pay,
             "/edge/v1/cards/offline": self._card_offline,
             "/edge/v1/cards/blacklist": self._blacklist,
+            "/edge/v1/cards/blacklist/ack": self._blacklist_ack,
+            "/edge/v1/cards/params": self._params,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -139,6 +147,12 @@ class StubCloud:
     def report_lost(self, card: str) -> None:
         self.state.lost_cards.add(card)
         self.state.blacklist_version += 1
+
+    def set_params(self, terminal_id: str, **settings: Any) -> int:
+        """The operator changes a terminal's settings (e.g. ``offline={...}``): a new version."""
+        self.state.params.setdefault(terminal_id, {"mode": "free"}).update(settings)
+        self.state.params_version += 1
+        return self.state.params_version
 
     def booked(self) -> list[CardPayment]:
         return [p for p in self.state.payments.values() if p.booked]
@@ -231,7 +245,8 @@ class StubCloud:
             if tid in self.state.offline_limits:
                 item["offline_limits"] = self.state.offline_limits[tid]
             items.append(item)
-        return 200, {"ok": True, "merchant_name": self.state.merchant_name, "params_ver": 1, "terminals": items}
+        return 200, {"ok": True, "merchant_name": self.state.merchant_name, "params_ver": self.state.params_version,
+                     "terminals": items}
 
     def _heartbeat(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.state.heartbeats.append(request)
@@ -354,6 +369,22 @@ class StubCloud:
     def _blacklist(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return 200, {"ok": True, "version": self.state.blacklist_version, "full": True,
                      "add": sorted(self.state.lost_cards), "remove": []}
+
+
+    def _params(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        tid = self._known(request)
+        if tid is None:
+            return 404, {"ok": False, "code": "NOT_FOUND", "message": "unknown terminal"}
+        return 200, {"ok": True, "ver": self.state.params_version, **self.state.params.get(tid, {"mode": "free"})}
+
+    def _blacklist_ack(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        tid, version = self._known(request), request.get("version")
+        if tid is None:
+            return 404, {"ok": False, "code": "NOT_FOUND", "message": "unknown terminal"}
+        if not isinstance(version, int) or not 0 <= version <= self.state.blacklist_version:
+            return 400, {"ok": False, "code": "INVALID_REQUEST", "message": "no such blacklist version"}
+        self.state.blacklist_acks.append((tid, version))
+        return 200, {"ok": True, "version": version}
 
 
 class StubCloudThread:

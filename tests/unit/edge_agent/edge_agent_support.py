@@ -27,8 +27,8 @@ CARDS = {"10000001": 10_000, "10000002": 10_000, "10000003": 500}
 FAST = dict(
     listen_host="127.0.0.1", listen_port=0, tick_s=0.05, push_resend_s=0.3, events_poll_s=0.05,
     upload_interval_s=0.05, status_report_s=0.2, keys_refresh_s=0.5, unknown_terminal_refresh_s=0.1,
-    blacklist_poll_s=0.1, cloud_backoff_s=0.01, cloud_backoff_max_s=0.05, cloud_timeout_s=2.0,
-    cloud_connect_timeout_s=1.0, card_pay_deadline_s=0.25, offline_upload_deadline_s=0.5,
+    blacklist_poll_s=0.1, params_poll_s=0.1, ack_report_s=0.05, cloud_backoff_s=0.01, cloud_backoff_max_s=0.05,
+    cloud_timeout_s=2.0, cloud_connect_timeout_s=1.0, card_pay_deadline_s=0.25, offline_upload_deadline_s=0.5,
     failure_backoff_max_s=0.1,
 )
 

@@ -21,7 +21,7 @@ def test_login_answer(tmp_path: Path) -> None:
             answer = await client.login()
             assert answer["ok"] is True and answer["merchant_name"] == "Stub Canteen"
             assert asked_at <= answer["server_time"] <= world.agent.clock()
-            assert answer["params_ver"] == 1 and answer["blacklist_ver"] == 0
+            assert answer["params_ver"] == 0 and answer["blacklist_ver"] == 0
 
     run(scenario)
 

@@ -3,13 +3,14 @@
 Our own process's CPU per card payment, against the DynamoDB emulator run as a child process (its
 CPU is its own), in the same run:
 1. through the API as Lambda runs it: a signed POST /edge/v1/cards/pay as an API Gateway proxy
-   event handed to app() (authentication with its nonce write, the BatchGetItem, the
-   TransactWriteItems, Chalice routing and the JSON answer);
+   event handed to app() (authentication, the BatchGetItem, the TransactWriteItems that also
+   claims the request's nonce, Chalice routing and the JSON answer);
 2. the same through Chalice's test client (which also builds the event and matches the route,
    API Gateway's work in production);
 3. through CardPaymentService.pay (the read and the transaction, no HTTP layer);
-4. raw boto3: one TransactWriteItems writing the same items (the card update with the same
-   condition, the ledger entry, the dedupe record), hand-built dicts, no PynamoDB;
+4. raw boto3: one TransactWriteItems writing the same items as the API (the card update with the
+   same condition, the ledger entry, the dedupe record, the nonce record with its condition),
+   hand-built dicts, no PynamoDB;
 5. raw boto3: the same BatchGetItem and TransactWriteItems (what the service's DynamoDB work costs
    at the least).
 Prints CPU ms per payment (median and p90 of batches) and the ratios to row 4, the issue's yardstick
@@ -92,8 +93,13 @@ class RawPayments:
                               "dedupe_key": {"S": f"txn#{source}"}, "kind": {"S": "card_txn"},
                               "ref": {"S": self.account_id}, "answer": {"S": json.dumps(answer)},
                               "request_hash": {"S": "0" * 32}, "created_at": {"N": str(now)}}}}
+        nonce = {"Put": {"TableName": dedupe,
+                         "ConditionExpression": "attribute_not_exists(dedupe_key) OR expires_at < :now",
+                         "ExpressionAttributeValues": {":now": {"N": str(now)}}, "Item": {
+                             "dedupe_key": {"S": f"nonce#RAW#{txn}"}, "kind": {"S": "nonce"},
+                             "created_at": {"N": str(now)}, "expires_at": {"N": str(now + 600)}}}}
         self.cash_fen -= amount_fen
-        return [entry, record, update]
+        return [entry, record, nonce, update]
 
     def transact(self) -> None:
         self.client.transact_write_items(TransactItems=self.items())

@@ -18,7 +18,7 @@ import logging
 from chalice import Blueprint, Response
 
 from chalicelib import container
-from chalicelib.api.edge_common import authenticate, field, ok, terminal_of
+from chalicelib.api.edge_common import authenticate, authenticate_deferred, claimed_on_error, field, ok, terminal_of
 from chalicelib.api.errors import domain_errors_to_http
 from chalicelib.api.notify import PLATFORM_CONTENT_TYPES
 from chalicelib.channels.base import HttpReply, NotificationRejected
@@ -46,12 +46,15 @@ def _json(body: dict | list, status: int = 200) -> Response:
 @cards.route("/edge/v1/cards/pay", methods=["POST"])
 @domain_errors_to_http
 def card_pay() -> Response:
-    agent, body = authenticate(cards)
-    terminal = terminal_of(agent, body)
-    txn, card_no = field(body, "txn", int), field(body, "card", str)
-    amount_fen = field(body, "amount_fen", int)
-    field(body, "ts", int)  # the terminal's clock: rules use the cloud's, but a bad field is a bad request
-    answer = _services().payments.pay(terminal, txn, card_no, amount_fen)
+    # The nonce is claimed inside the payment's transaction when it books (one DynamoDB call fewer);
+    # every other answer claims it on its own, so a replayed request is still refused 401.
+    agent, body, nonce = authenticate_deferred(cards)
+    with claimed_on_error(nonce):
+        terminal = terminal_of(agent, body)
+        txn, card_no = field(body, "txn", int), field(body, "card", str)
+        amount_fen = field(body, "amount_fen", int)
+        field(body, "ts", int)  # the terminal's clock: rules use the cloud's, but a bad field is a bad request
+        answer = _services().payments.pay(terminal, txn, card_no, amount_fen, nonce)
     return _json({**answer, "txn": txn})
 
 

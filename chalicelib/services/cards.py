@@ -5,6 +5,9 @@ the first answer, and a repeat gets that answer back. A refusal writes nothing, 
 asked again is decided again (the terminal only repeats a request it got no answer to).
 
 DynamoDB calls per payment: one BatchGetItem (card + dedupe record) and one TransactWriteItems.
+Through the edge API the request's nonce is handed in unclaimed: a booked payment claims it in its
+transaction; a refusal, a repeat or an error writes no transaction, so it claims the nonce with its
+own PutItem. Either way a replayed signed request is refused (Unauthorized) and changes nothing.
 When another payment on the same card lands between the two, the failed transaction hands back
 the card as it now is and the payment is decided again; each failure means another payment (or a
 recharge) succeeded, so `max_attempts` only bounds pathological bursts (answered ERR012, nothing
@@ -19,10 +22,11 @@ from typing import Callable
 from chalicelib.domain.canteen_decision import Charge, Refused, decide
 from chalicelib.domain.cards import CardState, Wallet, paid_answer, refusal_answer
 from chalicelib.domain.clock import Clock
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, Unauthorized
 from chalicelib.domain.money import MAX_ORDER_FEN
 from chalicelib.store.canteen_rules import CanteenRulesStore
-from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, Repeat, Stale, StoredAnswer
+from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, NonceUsed, Repeat, Stale, StoredAnswer
+from chalicelib.store.dedupe import DedupeStore, NonceClaim
 from chalicelib.store.directory import Directory, TerminalInfo
 
 log = logging.getLogger(__name__)
@@ -68,24 +72,40 @@ def repeat_answer(stored: StoredAnswer, digest: str) -> dict:
 
 class CardPaymentService:
     def __init__(self, cards: CardStore, rules: CanteenRulesStore, directory: Directory, clock: Clock,
-                 max_attempts: int = 16) -> None:
+                 max_attempts: int = 16, dedupe: DedupeStore | None = None) -> None:
         self._cards = cards
+        self._dedupe = dedupe or DedupeStore()
         self._rules = rules
         self._directory = directory
         self._clock = clock
         self._max_attempts = max_attempts
 
-    def pay(self, terminal: TerminalInfo, txn: int, card_no: str, amount_fen: int) -> dict:
+    def pay(self, terminal: TerminalInfo, txn: int, card_no: str, amount_fen: int,
+            nonce: NonceClaim | None = None) -> dict:
+        """The answer to the terminal. `nonce`: the edge request's unclaimed nonce, used up by every
+        answer (the caller claims it when this raises a DomainError other than Unauthorized)."""
+        answer, booked = self._pay(terminal, txn, card_no, amount_fen, nonce)
+        if not booked:
+            self._claim(nonce)
+        return answer
+
+    def _claim(self, nonce: NonceClaim | None) -> None:
+        if nonce is not None and not self._dedupe.claim(nonce):
+            raise Unauthorized("nonce already used")
+
+    def _pay(self, terminal: TerminalInfo, txn: int, card_no: str, amount_fen: int, nonce: NonceClaim | None
+             ) -> tuple[dict, bool]:
+        """The answer and whether this call booked it (and with it the nonce)."""
         if not 0 < amount_fen <= MAX_ORDER_FEN:
-            return refusal_answer("ERR009", None)
+            return refusal_answer("ERR009", None), False
         merchant = self._directory.merchant(terminal.merchant_id)
         if merchant is None or merchant.status != "active":
-            return refusal_answer("ERR011", None)
+            return refusal_answer("ERR011", None), False
         rules = self._rules.rules(terminal.merchant_id)
         key, digest = txn_key(terminal.terminal_id, txn), card_request_hash(card_no, amount_fen)
         card, stored = self._cards.read_for_payment(terminal.merchant_id, card_no, key)
         if stored is not None:
-            return repeat_answer(stored, digest)
+            return repeat_answer(stored, digest), False
         answers: list[dict] = []
 
         def attempt(card: CardState | None) -> object:
@@ -99,17 +119,19 @@ class CardPaymentService:
             return self._cards.book_payment(card, decision, Movement(
                 terminal.merchant_id, card.account_id, now,
                 payment_entries(terminal.terminal_id, txn, decision, "CARD_PAYMENT"),
-                key, "card_txn", answers[-1], digest))
+                key, "card_txn", answers[-1], digest, nonce))
 
         outcome, card = settle(card, attempt, self._max_attempts)
         if isinstance(outcome, Refused):
             return refusal_answer(outcome.code, None if card is None or outcome.code in NO_BALANCE_SHOWN
-                                  else card.balance_fen)
+                                  else card.balance_fen), False
         if isinstance(outcome, Booked):
-            return answers[-1]
+            return answers[-1], True
+        if isinstance(outcome, NonceUsed):
+            raise Unauthorized("nonce already used")
         if isinstance(outcome, Repeat):
-            return repeat_answer(outcome.stored, digest)
+            return repeat_answer(outcome.stored, digest), False
         if outcome is not None:
             raise RuntimeError(f"card payment {key}: unexpected outcome {outcome}")
         log.warning("card payment %s: card %s busy after %d attempts", key, card_no, self._max_attempts)
-        return refusal_answer("ERR012", None)
+        return refusal_answer("ERR012", None), False

@@ -2,7 +2,8 @@
 
 A payment is one BatchGetItem (the card item and the (terminal, txn) dedupe record) and one
 TransactWriteItems: the card update, conditioned on exactly the state the decision was made on
-(status, class, both wallets, the limit counters), the ledger entries and the dedupe record. A
+(status, class, both wallets, the limit counters), the ledger entries and the dedupe record, and
+through the edge API the request's nonce record (no PutItem of its own for a booked payment). A
 failed condition returns the current items (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a
 stale decision is retried on fresh state without another read, and a repeat finds its first answer.
 """
@@ -20,6 +21,7 @@ from chalicelib.domain.canteen_decision import Charge
 from chalicelib.domain.cards import CardState, CardStatus, Wallet
 from chalicelib.store.card_models import CardModel
 from chalicelib.store.connection import transaction_connection
+from chalicelib.store.dedupe import NonceClaim
 from chalicelib.store.models import DedupeModel, LedgerEntryModel
 from chalicelib.store.orders import ledger_entry
 
@@ -80,6 +82,7 @@ class Movement:
     dedupe_kind: str = ""
     answer: dict = field(default_factory=dict)
     request_hash: str = ""
+    nonce: NonceClaim | None = None  # the edge request's nonce, claimed by this transaction
 
 
 # Outcomes of a transaction attempt.
@@ -104,11 +107,16 @@ class EntryExists:
 
 
 @dataclass(frozen=True)
+class NonceUsed:
+    """The edge request's nonce was used before: a replayed request, nothing was written."""
+
+
+@dataclass(frozen=True)
 class OtherFailed:
     tables: tuple[str, ...]  # an item added by `also` was not in the expected state
 
 
-Outcome = Booked | Repeat | Stale | EntryExists | OtherFailed
+Outcome = Booked | Repeat | Stale | EntryExists | NonceUsed | OtherFailed
 
 
 class CardStore:
@@ -219,9 +227,13 @@ class CardStore:
                                          answer=movement.answer, request_hash=movement.request_hash,
                                          created_at=movement.at)
                     tx.save(record, condition=DedupeModel.dedupe_key.does_not_exist(), return_values="ALL_OLD")
+                if movement.nonce is not None:
+                    tx.save(movement.nonce.record(), condition=movement.nonce.condition())
                 if also is not None:
                     also(tx)
         except TransactWriteError as error:
+            if movement.nonce is not None and movement.nonce.key in _failed_dedupe_keys(error, tx):
+                return NonceUsed()  # first: a replay also finds its txn's dedupe record
             return _outcome(error, tx)
         return Booked()
 
@@ -307,9 +319,21 @@ def _outcome(error: TransactWriteError, tx: TransactWrite) -> Outcome:
 
 
 def failed_conditions(error: TransactWriteError, tx: TransactWrite) -> dict[str, Any]:
-    """Table name -> cancellation reason of each item whose condition failed. Reasons come one per
+    """Table name -> cancellation reason of each item whose condition failed (when two items of one
+    table failed, the later one)."""
+    return {op["TableName"]: r for op, r in _failed_items(error, tx)}
+
+
+def _failed_items(error: TransactWriteError, tx: TransactWrite) -> list[tuple[dict, Any]]:
+    """(request item, cancellation reason) of each item whose condition failed. Reasons come one per
     item in request order, and PynamoDB sends condition checks, deletes, puts, then updates."""
     reasons = list(getattr(error, "cancellation_reasons", None) or [])
     ops = tx._condition_check_items + tx._delete_items + tx._put_items + tx._update_items
-    return {ops[i]["TableName"]: r for i, r in enumerate(reasons)
-            if r is not None and r.code == "ConditionalCheckFailed" and i < len(ops)}
+    return [(ops[i], r) for i, r in enumerate(reasons)
+            if r is not None and r.code == "ConditionalCheckFailed" and i < len(ops)]
+
+
+def _failed_dedupe_keys(error: TransactWriteError, tx: TransactWrite) -> set[str]:
+    """Keys of the dedupe records whose condition failed (a payment may put two: its txn's, its nonce's)."""
+    table, name = DedupeModel.Meta.table_name, DedupeModel.dedupe_key.attr_name
+    return {op["Item"][name]["S"] for op, _ in _failed_items(error, tx) if op["TableName"] == table and "Item" in op}

@@ -1,9 +1,34 @@
 """Idempotency records: permanent for money, windowed for request nonces."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.store.models import DedupeModel
+
+
+@dataclass(frozen=True)
+class NonceClaim:
+    """An edge request's nonce, to be claimed on its own (DedupeStore.claim) or inside the request's
+    money transaction (a card payment), with the same record and the same condition either way."""
+
+    agent_id: str
+    nonce: str
+    now: float
+    window_s: int
+
+    @property
+    def key(self) -> str:
+        return f"nonce#{self.agent_id}#{self.nonce}"
+
+    def record(self) -> DedupeModel:
+        return DedupeModel(self.key, kind="nonce", created_at=self.now, expires_at=self.now + 2 * self.window_s)
+
+    def condition(self) -> Condition:
+        """A nonce seen before may be reused only after its window has passed (no reliance on TTL deletion)."""
+        return DedupeModel.dedupe_key.does_not_exist() | (DedupeModel.expires_at < self.now)
 
 
 class DedupeStore:
@@ -14,11 +39,13 @@ class DedupeStore:
             return None
 
     def claim_nonce(self, agent_id: str, nonce: str, now: float, window_s: int) -> bool:
-        """True the first time a nonce is seen within its window. One conditional put: a nonce seen
-        before may be reused only after its window has passed (no reliance on TTL deletion)."""
-        record = DedupeModel(f"nonce#{agent_id}#{nonce}", kind="nonce", created_at=now, expires_at=now + 2 * window_s)
+        """True the first time a nonce is seen within its window."""
+        return self.claim(NonceClaim(agent_id, nonce, now, window_s))
+
+    def claim(self, nonce: NonceClaim) -> bool:
+        """One conditional put: True when the nonce was free (or its window had passed)."""
         try:
-            record.save(condition=DedupeModel.dedupe_key.does_not_exist() | (DedupeModel.expires_at < now))
+            nonce.record().save(condition=nonce.condition())
         except PutError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False

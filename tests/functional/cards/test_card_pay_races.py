@@ -2,6 +2,8 @@
 read; a card kept busy past max_attempts answers ERR012 and books nothing. DynamoDB calls counted."""
 from __future__ import annotations
 
+import json
+
 from chalicelib.services.cards import CardPaymentService
 from chalicelib.store.cards import CardStore
 from chalicelib.store.connection import dynamodb_clients
@@ -78,11 +80,18 @@ def test_one_read_and_one_transaction_per_payment(container, world, cs, settings
     assert counter.snapshot() == {"BatchGetItem": 1}
 
 
-def test_through_the_api_the_signature_nonce_adds_one_put(edge, world, cs, settings) -> None:
+def test_through_the_api_a_booked_payment_claims_its_nonce_in_its_transaction(edge, world, cs, settings) -> None:
     issue_card(cs, world.merchant_id, CARD, cash_fen=1_000)
     counter = DynamoDBCallCounter(dynamodb_clients(settings))
     body = {"terminal_id": world.terminal_id, "card": CARD, "amount_fen": 100, "ts": 1}
     edge.post("/edge/v1/cards/pay", {**body, "txn": 1})
     counter.reset()
-    assert edge.post("/edge/v1/cards/pay", {**body, "txn": 2}).status_code == 200
-    assert counter.snapshot() == {"PutItem": 1, "BatchGetItem": 1, "TransactWriteItems": 1}
+    assert json.loads(edge.post("/edge/v1/cards/pay", {**body, "txn": 2}).body)["code"] == "OK"
+    assert counter.snapshot() == {"BatchGetItem": 1, "TransactWriteItems": 1}
+    counter.reset()  # a repeat and a refusal write no transaction: the nonce gets its own PutItem
+    assert json.loads(edge.post("/edge/v1/cards/pay", {**body, "txn": 2}).body)["code"] == "OK"
+    assert counter.snapshot() == {"BatchGetItem": 1, "PutItem": 1}
+    counter.reset()
+    assert json.loads(edge.post("/edge/v1/cards/pay", {**body, "txn": 3, "amount_fen": 5_000}).body)["code"] == "ERR007"
+    assert counter.snapshot() == {"BatchGetItem": 1, "PutItem": 1}
+    assert card_snapshot(world.merchant_id, [CARD])["cards"][CARD]["cash_fen"] == 800

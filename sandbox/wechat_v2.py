@@ -2,7 +2,9 @@
 
 Endpoints, all POST under PREFIX, so the SDK base URL (wechatpy `API_BASE_URL`) is `{sandbox}/wxpay/`:
 
-    /pay/unifiedorder    NATIVE only: answers code_url weixin://wxpay/bizpayurl?pr=<random>
+    /pay/unifiedorder    NATIVE: answers code_url weixin://wxpay/bizpayurl?pr=<random>;
+                         JSAPI: needs openid (or sub_openid with sub_appid in service-provider mode),
+                         answers prepay_id only; the payment is made by /sandbox/jsapi/pay
     /pay/micropay        payment codes; the consumer's behaviour comes from the code (trades.py)
     /pay/orderquery      trade_state; a password payment turns SUCCESS on the third query
     /pay/closeorder
@@ -10,6 +12,12 @@ Endpoints, all POST under PREFIX, so the SDK base URL (wechatpy `API_BASE_URL`) 
     /secapi/pay/refund   idempotent by out_refund_no; refunds complete at once
     /pay/refundquery
     /pay/downloadbill    the ALL bill of one Beijing date, in WeChat's text format (see _bill_text)
+
+Control (JSON, not part of WeChat):
+
+    POST /sandbox/jsapi/pay {"prepay_id"}   the card holder confirms a JSAPI payment inside WeChat:
+                                            pays the trade and posts its signed notification.
+                                            404 UNKNOWN_PREPAY_ID, 409 NOT_PAYABLE (paid, closed, expired)
 
 Every request is checked as the platform does: XML, known mch_id, signature with that merchant's
 api_key (MD5, or HMAC-SHA256 when the request says sign_type=HMAC-SHA256), app id bound to the
@@ -146,6 +154,12 @@ def openid(appid: str, payer: str) -> str:
     return f"o{digest[:27]}"
 
 
+def is_openid(value: str) -> bool:
+    """The shape real openids have (28 characters from o, letters, digits, - and _)."""
+    allowed = set(string.ascii_letters + string.digits + "-_")
+    return len(value) == 28 and value.startswith("o") and set(value) <= allowed
+
+
 # --- request handling ---------------------------------------------------------------------
 
 class Refusal(Exception):
@@ -222,6 +236,7 @@ class WeChatV2Platform:
         }
         for path, handler in routes.items():
             router.add("POST", PREFIX + path, self._endpoint(handler, needs_sub_mch=path != "/pay/downloadbill"))
+        router.add("POST", "/sandbox/jsapi/pay", self._jsapi_pay)
 
     def _endpoint(self, handler: Handler, needs_sub_mch: bool) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
@@ -316,44 +331,97 @@ class WeChatV2Platform:
 
     def _paid_fields(self, trade: SimTrade) -> dict[str, str]:
         extra = trade.extra
+        payer_openid = openid(extra["appid"], trade.payer)
+        if extra.get("payer_openid") and extra.get("openid_field") == "openid":
+            payer_openid = extra["payer_openid"]  # JSAPI: the openid the order named
         fields = {
-            "openid": openid(extra["appid"], trade.payer), "is_subscribe": "N", "trade_type": trade.trade_type,
+            "openid": payer_openid, "is_subscribe": "N", "trade_type": trade.trade_type,
             "bank_type": extra["bank_type"], "total_fee": str(trade.amount_fen), "fee_type": "CNY",
             "cash_fee": str(trade.amount_fen), "transaction_id": trade.trade_no,
             "out_trade_no": trade.out_trade_no, "time_end": beijing(trade.paid_at or 0),
             "attach": extra.get("attach", ""),
         }
         if extra.get("sub_appid"):
-            fields.update(sub_openid=openid(extra["sub_appid"], trade.payer), sub_is_subscribe="N")
+            sub_openid = openid(extra["sub_appid"], trade.payer)
+            if extra.get("openid_field") == "sub_openid":
+                sub_openid = extra["payer_openid"]
+            fields.update(sub_openid=sub_openid, sub_is_subscribe="N")
         return fields
 
     def _unifiedorder(self, call: Call) -> dict[str, str]:
         call.need("body", "out_trade_no", "total_fee", "spbill_create_ip", "notify_url", "trade_type")
-        if call.get("trade_type") != "NATIVE":
-            raise Refusal("PARAM_ERROR", "sandbox: only trade_type NATIVE")
+        trade_type = call.get("trade_type")
+        if trade_type not in ("NATIVE", "JSAPI"):
+            raise Refusal("PARAM_ERROR", "sandbox: only trade_type NATIVE or JSAPI")
+        payer_openid = self._jsapi_openid(call) if trade_type == "JSAPI" else ""
         amount, now = fen(call.get("total_fee")), self.ctx.clock()
         expires_at = parse_beijing(call.get("time_expire")) if call.get("time_expire") else now + DEFAULT_EXPIRY_S
         if expires_at <= now:
             raise Refusal("PARAM_ERROR", "time_expire时间过短")
         existing = self.ctx.book.get(NAME, call.merchant_key, call.get("out_trade_no"))
         if existing is not None:
-            return self._unifiedorder_again(existing, amount)
-        trade = self._new_trade(call, "NATIVE", call.get("notify_url"), expires_at)
-        trade.code_url = f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(8)}"
+            return self._unifiedorder_again(existing, trade_type, amount, payer_openid)
+        trade = self._new_trade(call, trade_type, call.get("notify_url"), expires_at)
         trade.extra["prepay_id"] = f"wx{beijing(now)}{secrets.token_hex(9)}"
+        if trade_type == "NATIVE":
+            trade.code_url = f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(8)}"
+        else:  # who pays is known up front: the openid the Official Account's OAuth gave
+            trade.extra["payer_openid"] = payer_openid
+            trade.extra["openid_field"] = "sub_openid" if call.get("sub_openid") else "openid"
         self.ctx.book.add(trade)
-        return {"trade_type": "NATIVE", "prepay_id": trade.extra["prepay_id"], "code_url": trade.code_url}
+        return self._prepay_fields(trade)
 
     @staticmethod
-    def _unifiedorder_again(trade: SimTrade, amount_fen: int) -> dict[str, str]:
-        """The same order again: the same code_url while it is payable, as the platform does."""
+    def _jsapi_openid(call: Call) -> str:
+        """JSAPI names its payer: openid (of appid), or sub_openid (of sub_appid) for a service provider."""
+        if call.get("sub_openid"):
+            if not call.get("sub_appid"):
+                raise Refusal("PARAM_ERROR", "sub_openid需要与sub_appid一起传")
+            value = call.get("sub_openid")
+        else:
+            call.need("openid")
+            value = call.get("openid")
+        if not is_openid(value):
+            raise Refusal("PARAM_ERROR", "openid参数格式错误")
+        return value
+
+    @staticmethod
+    def _prepay_fields(trade: SimTrade) -> dict[str, str]:
+        fields = {"trade_type": trade.trade_type, "prepay_id": trade.extra["prepay_id"]}
+        if trade.code_url:
+            fields["code_url"] = trade.code_url
+        return fields
+
+    @classmethod
+    def _unifiedorder_again(cls, trade: SimTrade, trade_type: str, amount_fen: int,
+                            payer_openid: str) -> dict[str, str]:
+        """The same order again: the same code_url / prepay_id while it is payable, as the platform does."""
         if trade.status in PAID_STATES:
             raise Refusal("ORDERPAID", "该订单已支付")
         if trade.status in ("CLOSED", "REVOKED"):
             raise Refusal("ORDERCLOSED", "该订单已关")
-        if trade.trade_type != "NATIVE" or trade.amount_fen != amount_fen:
+        if (trade.trade_type != trade_type or trade.amount_fen != amount_fen
+                or trade.extra.get("payer_openid", "") != payer_openid):
             raise Refusal("INVALID_REQUEST", "201 商户订单号重复")
-        return {"trade_type": "NATIVE", "prepay_id": trade.extra["prepay_id"], "code_url": trade.code_url}
+        return cls._prepay_fields(trade)
+
+    def _jsapi_pay(self, request: Request) -> Response:
+        """Control: the holder confirms the JSAPI payment in WeChat (not a WeChat endpoint)."""
+        try:
+            prepay_id = str(request.json()["prepay_id"])
+        except (ValueError, KeyError, TypeError):
+            return Response.json({"ok": False, "error": "BAD_REQUEST", "message": "need prepay_id"}, 400)
+        with self.ctx.book.lock:
+            self.ctx.book.expire_due(self.ctx.clock())
+            trade = next((t for t in self.ctx.book.all() if t.platform == NAME and t.trade_type == "JSAPI"
+                          and t.extra.get("prepay_id") == prepay_id), None)
+            if trade is None:
+                return Response.json({"ok": False, "error": "UNKNOWN_PREPAY_ID"}, 404)
+            if trade.status != "NOTPAY":
+                return Response.json({"ok": False, "error": "NOT_PAYABLE", "status": trade.status}, 409)
+            settle_payment(self.ctx, trade, payer=trade.extra["payer_openid"])
+        return Response.json({"ok": True, "platform": NAME, "out_trade_no": trade.out_trade_no,
+                              "trade_no": trade.trade_no, "amount_fen": trade.amount_fen})
 
     def _micropay(self, call: Call) -> dict[str, str]:
         call.need("body", "out_trade_no", "total_fee", "spbill_create_ip", "auth_code")
@@ -611,7 +679,8 @@ def bill_rows(trades: Iterable[SimTrade], bill_date: str) -> list[BillRow]:
 def _row_start(trade: SimTrade, at: float, status: str) -> list[str]:
     extra = trade.extra
     return [beijing(at, "%Y-%m-%d %H:%M:%S"), extra["appid"], extra["mch_id"], extra.get("sub_mch_id") or "0",
-            extra.get("device_info", ""), trade.trade_no, trade.out_trade_no, openid(extra["appid"], trade.payer),
+            extra.get("device_info", ""), trade.trade_no, trade.out_trade_no,
+            extra.get("payer_openid") or openid(extra["appid"], trade.payer),
             trade.trade_type, status, extra["bank_type"], "CNY"]
 
 

@@ -41,6 +41,7 @@ class ChannelResult:
     amount_fen: int | None = None  # what the platform says was paid
     paid_at: float | None = None
     qr: str | None = None  # create_native_qr: the text to draw
+    prepay_id: str | None = None  # create_jsapi: what the payer's page hands to WeChat
     code: str = ""  # the platform's error code, for logs and the console
     message: str = ""
 

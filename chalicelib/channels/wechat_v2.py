@@ -124,6 +124,19 @@ def build(settings: dict, gateway: str | None = None, timeout_s: float = 5.0,
     return WeChatV2Channel(WeChatV2Settings.from_dict(settings), gateway, timeout_s, clock)
 
 
+def jsapi_params(settings: WeChatV2Settings, prepay_id: str, timestamp: float,
+                 nonce_str: str | None = None) -> dict[str, str]:
+    """The signed parameters a page passes to WeixinJSBridge getBrandWCPayRequest: appId (sub_appid
+    in service-provider mode), timeStamp, nonceStr, package=prepay_id=..., signType MD5, paySign.
+    Pure (no network): wechatpy's own JSAPI signer over the merchant's api_key."""
+    from wechatpy.pay.api.jsapi import WeChatJSAPI
+
+    client = _client_class()(appid=settings.appid, api_key=settings.api_key, mch_id=settings.mch_id,
+                             sub_mch_id=settings.sub_mch_id or None, sub_appid=settings.sub_appid or None)
+    params = WeChatJSAPI(client).get_jsapi_params(prepay_id, timestamp=str(int(timestamp)), nonce_str=nonce_str)
+    return {name: str(value) for name, value in params.items()}
+
+
 # --- the SDK, imported lazily ---------------------------------------------------------------
 
 @functools.cache
@@ -272,6 +285,17 @@ def _flat(data: Mapping[str, Any]) -> dict[str, str] | None:
     return fields
 
 
+def _created(answer: "_Answer | ChannelResult", name: str, result_field: str) -> ChannelResult:
+    """A unifiedorder outcome: SUCCESS carries the answer's `name` (code_url, prepay_id) as
+    ChannelResult.`result_field`; a SUCCESS without it is UNKNOWN (the trade may exist)."""
+    if not isinstance(answer, _Answer):
+        return answer
+    if not answer.ok:
+        return answer.error()
+    value = answer.fields.get(name, "")
+    return answer.result(ChannelState.SUCCESS, **{result_field: value}) if value else unknown(f"no {name}")
+
+
 class WeChatV2Channel:
     name = "wechat_v2"
     wallet = "wechat"
@@ -300,12 +324,23 @@ class WeChatV2Channel:
             product_id=request.out_trade_no, time_start=_beijing(self._clock()),
             time_expire=_beijing(request.expires_at),
         ))
-        if not isinstance(answer, _Answer):
-            return answer
-        if answer.ok:
-            code_url = answer.fields.get("code_url", "")
-            return answer.result(ChannelState.SUCCESS, qr=code_url) if code_url else unknown("no code_url")
-        return answer.error()
+        return _created(answer, "code_url", "qr")
+
+    def create_jsapi(self, out_trade_no: str, amount_fen: int, description: str, notify_url: str, openid: str,
+                     expires_at: float, client_ip: str = "127.0.0.1") -> ChannelResult:
+        """Prepay for a payer inside WeChat (JSAPI): `openid` is the payer's id under our app id
+        (sub_appid in service-provider mode, sent as sub_openid). SUCCESS carries prepay_id, which
+        jsapi_params signs for the page; the payment itself is confirmed by the notification."""
+        payer = {"sub_user_id": openid} if self._settings.sub_appid else {"user_id": openid}
+        answer = self._call(lambda: self._client.order.create(
+            trade_type="JSAPI", body=description, total_fee=amount_fen, notify_url=notify_url,
+            client_ip=client_ip, out_trade_no=out_trade_no, time_start=_beijing(self._clock()),
+            time_expire=_beijing(expires_at), **payer,
+        ))
+        return _created(answer, "prepay_id", "prepay_id")
+
+    def jsapi_params(self, prepay_id: str, timestamp: float, nonce_str: str | None = None) -> dict[str, str]:
+        return jsapi_params(self._settings, prepay_id, timestamp, nonce_str)
 
     def scan_pay(self, request: ScanPayRequest) -> ChannelResult:
         answer = self._call(lambda: self._client.micropay.create(

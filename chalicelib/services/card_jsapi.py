@@ -1,19 +1,22 @@
-"""JSAPI prepay for an online card recharge (the holder pays inside WeChat), with wechatpy directly.
+"""JSAPI prepay for an online card recharge (the holder pays inside WeChat), through the channel.
 
-A thin stand-in until chalicelib/channels/wechat_v2.py has a JSAPI capability: it builds the same
-wechatpy client from the merchant's WeChat channel settings and asks unifiedorder for
-trade_type=JSAPI, then signs the parameters the page hands to WeixinJSBridge. Any exception or odd
-answer is ChannelUnavailable (the order stays CREATED: a notification may still come).
-NOTE: sandbox/wechat_v2.py answers unifiedorder for NATIVE only, so this path is not yet exercised
-against the sandbox (see the issue note).
+Builds the merchant's WeChat Pay v2 channel (chalicelib/channels/wechat_v2.py) from its directory
+settings, asks it for a JSAPI prepay (unifiedorder trade_type=JSAPI with the holder's openid) and
+signs the parameters the page hands to WeixinJSBridge with the channel's jsapi_params. The payment
+itself is confirmed only by the platform's notification (/cards/notify/<merchant>).
+
+A FAIL answer (the platform refused: bad openid, duplicate order) and an UNKNOWN one (timeout, 5xx,
+bad signature) both raise ChannelUnavailable: the order stays CREATED, a notification may still come.
 """
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 from chalicelib.domain.errors import ChannelUnavailable, NotConfigured
 from chalicelib.store.directory import Directory
+
+PREPAY_TTL_S = 30 * 60  # the holder confirms within minutes; the platform closes the trade after this
 
 
 class JsapiPrepay(Protocol):
@@ -22,26 +25,24 @@ class JsapiPrepay(Protocol):
 
 
 class WeChatJsapi:
-    def __init__(self, directory: Directory, gateway: str | None, timeout_s: float = 5.0) -> None:
+    def __init__(self, directory: Directory, gateway: str | None, timeout_s: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self._directory = directory
         self._gateway = gateway
         self._timeout = timeout_s
+        self._clock = clock
 
     def prepay(self, merchant_id: str, out_trade_no: str, amount_fen: int, openid: str, description: str,
                notify_url: str) -> dict:
-        from chalicelib.channels.wechat_v2 import SANDBOX_PREFIX, WECHAT_GATEWAY, _client_class
+        from chalicelib.channels.wechat_v2 import build
 
         config = self._directory.channel_config(merchant_id, "wechat")
         if config is None or config.kind != "wechat_v2":
             raise NotConfigured("online recharge needs the merchant's WeChat Pay v2 account")
-        s = config.settings
-        client = _client_class()(appid=s["appid"], api_key=s["api_key"], mch_id=s["mch_id"],
-                                 sub_mch_id=s.get("sub_mch_id") or None, timeout=self._timeout)
-        client.API_BASE_URL = self._gateway.rstrip("/") + SANDBOX_PREFIX + "/" if self._gateway else WECHAT_GATEWAY
-        try:
-            answer = client.order.create(trade_type="JSAPI", body=description, total_fee=amount_fen,
-                                         notify_url=notify_url, user_id=openid, out_trade_no=out_trade_no)
-            prepay_id = answer["prepay_id"]
-            return client.jsapi.get_jsapi_params(prepay_id, timestamp=int(time.time()))
-        except Exception as error:  # the SDK raises many kinds: all mean "no definite answer"
-            raise ChannelUnavailable(f"JSAPI prepay: {type(error).__name__}") from error
+        channel = build(config.settings, self._gateway, self._timeout, self._clock)
+        now = self._clock()
+        result = channel.create_jsapi(out_trade_no, amount_fen, description, notify_url, openid,
+                                      expires_at=now + PREPAY_TTL_S)
+        if not result.ok or not result.prepay_id:
+            raise ChannelUnavailable(f"JSAPI prepay {result.state.value}: {result.code} {result.message}"[:200])
+        return channel.jsapi_params(result.prepay_id, timestamp=now)

@@ -27,6 +27,7 @@ from chalicelib.domain.canteen_rules import terminal_params
 from chalicelib.domain.errors import DomainError, InvalidRequest, Unauthorized
 from chalicelib.services.card_admin import card_view
 from chalicelib.services.card_container import CardServices, card_services
+from chalicelib.services.card_recharge_alipay import AlipayRecharge
 from chalicelib.store.card_exceptions import OfflineRecord
 
 cards = Blueprint(__name__)
@@ -269,18 +270,39 @@ def wechat_recharge(merchant_id: str) -> Response:
     return _json(_services().online.start(merchant_id, field(body, "openid", str), body.get("amount_fen")), 201)
 
 
+@cards.route("/cards/v1/alipay/{merchant_id}/recharge", methods=["POST"])
+@domain_errors_to_http
+def alipay_recharge(merchant_id: str) -> Response:
+    """{"card_no", "number", "amount_fen"}: answers the Alipay QR (`qr`) the holder scans with Alipay."""
+    body = _public_body()
+    current = container.current()
+    alipay = AlipayRecharge(_services().online, current.channels, current.clock, current.settings.public_base_url)
+    return _json(alipay.start(merchant_id, field(body, "card_no", str), field(body, "number", str),
+                              body.get("amount_fen")), 201)
+
+
 @cards.route("/cards/notify/{merchant_id}", methods=["POST"], content_types=PLATFORM_CONTENT_TYPES)
 def card_recharge_notify(merchant_id: str) -> Response:
     """WeChat Pay's notification of a recharge: verified by the merchant's channel over the raw body
     first, then booked once; answered exactly as the platform expects."""
+    return _recharge_notify(merchant_id, "wechat")
+
+
+@cards.route("/cards/notify/{merchant_id}/alipay", methods=["POST"], content_types=PLATFORM_CONTENT_TYPES)
+def card_recharge_notify_alipay(merchant_id: str) -> Response:
+    """Alipay's notification (a urlencoded form) of a recharge started at /cards/v1/alipay/.../recharge."""
+    return _recharge_notify(merchant_id, "alipay")
+
+
+def _recharge_notify(merchant_id: str, wallet: str) -> Response:
     request = cards.current_request
-    found = container.current().channels.for_merchant(merchant_id, "wechat")
+    found = container.current().channels.for_merchant(merchant_id, wallet)
     if found is None:
         return Response(body="no channel", status_code=404, headers={"Content-Type": "text/plain"})
     channel, _ = found
     try:
         notice = channel.parse_notification(dict(request.headers), request.raw_body or b"")
-        _services().online.apply(merchant_id, notice)
+        _services().online.apply(merchant_id, notice, wallet)
     except NotificationRejected as error:
         return _reply(channel.nack(str(error)))
     except DomainError as error:

@@ -21,7 +21,7 @@ from chalicelib.services.card_admin import check_amount
 from chalicelib.services.card_jsapi import JsapiPrepay
 from chalicelib.services.card_wechat_mp import NoticeFailed
 from chalicelib.store.canteen_rules import CanteenRulesStore
-from chalicelib.store.card_holders import HolderStore
+from chalicelib.store.card_holders import Holder, HolderStore
 from chalicelib.store.card_recharges import CREATED, PAID, Recharge, RechargeStore
 from chalicelib.services.cards import settle
 from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, OtherFailed, Repeat
@@ -57,34 +57,46 @@ class OnlineRechargeService:
 
     def bind(self, merchant_id: str, code: str, card_no: str, number: str) -> dict:
         """The holder proves who they are with the card number and their employee/student number."""
-        card = self._cards.get(merchant_id, card_no)
-        holder = self._holders.get(card.holder_id) if card else None
-        if holder is None or holder.merchant_id != merchant_id or not number or holder.number != number:
-            raise NotFound("no card with this number for this holder")
+        holder = self.holder_of_card(merchant_id, card_no, number)
         openid = self._mp.openid_from_code(merchant_id, code)
         self._holders.bind_openid(holder.holder_id, openid)
         return {"holder_id": holder.holder_id, "openid": openid, "card_no": holder.card_no}
 
+    def holder_of_card(self, merchant_id: str, card_no: str, number: str) -> Holder:
+        """The holder proven by the card number plus their employee/student number, or NotFound."""
+        card = self._cards.get(merchant_id, card_no)
+        holder = self._holders.get(card.holder_id) if card else None
+        if holder is None or holder.merchant_id != merchant_id or not number or holder.number != number:
+            raise NotFound("no card with this number for this holder")
+        return holder
+
     # --- paying -----------------------------------------------------------------------------
+
+    def open_recharge(self, merchant_id: str, holder: Holder, amount: int, wallet: str,
+                      openid: str | None) -> Recharge:
+        """Stores the CREATED order before any platform call: its id is the platform's out_trade_no."""
+        now = self._clock.now()
+        recharge = Recharge(f"C{new_order_id(now)[1:]}", merchant_id, holder.account_id, holder.holder_id,
+                            holder.card_no, openid, amount, wallet, CREATED, None, None, None, 0, None)
+        self._recharges.create(recharge, now)
+        return recharge
 
     def start(self, merchant_id: str, openid: str, amount_fen: object) -> dict:
         amount = check_amount(amount_fen)
         holder = self._holders.by_openid(openid, merchant_id)
         if holder is None or not holder.card_no:
             raise NotFound("bind your card first")
-        now = self._clock.now()
-        recharge = Recharge(f"C{new_order_id(now)[1:]}", merchant_id, holder.account_id, holder.holder_id,
-                            holder.card_no, openid, amount, "wechat", CREATED, None, None, None, 0, None)
-        self._recharges.create(recharge, now)
+        recharge = self.open_recharge(merchant_id, holder, amount, "wechat", openid)
         params = self._jsapi.prepay(merchant_id, recharge.recharge_id, amount, openid, "饭卡充值",
                                     f"{self._base_url}/cards/notify/{merchant_id}")
         return {"recharge_id": recharge.recharge_id, "amount_fen": amount, "jsapi": params}
 
-    def apply(self, merchant_id: str, notice: PaymentNotice) -> str:
+    def apply(self, merchant_id: str, notice: PaymentNotice, wallet: str = "wechat") -> str:
         """Book a verified payment notification once: PAID, DUPLICATE or IGNORED (not a payment).
-        Raises NotFound / Conflict for a notification that does not match its recharge."""
+        `wallet` is the platform that sent it: a recharge is only paid through the wallet it was
+        started for. Raises NotFound / Conflict for a notification that does not match its recharge."""
         recharge = self._recharges.get(notice.out_trade_no)
-        if recharge is None or recharge.merchant_id != merchant_id:
+        if recharge is None or recharge.merchant_id != merchant_id or recharge.wallet != wallet:
             raise NotFound("no such recharge")
         if notice.amount_fen != recharge.amount_fen:
             raise Conflict("the amount paid is not the recharge's")

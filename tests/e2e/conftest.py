@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Callable, TypeVar
 
 import httpx
 import pytest
@@ -37,3 +38,20 @@ def signed_post(stack: LocalStack, path: str, payload: dict, agent: tuple[str, s
     return httpx.post(stack.api_url + path, content=body, headers=headers, timeout=20)
 
 
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.05) -> T:
+    """The probe's first truthy answer: notifications and uploads arrive in the background."""
+    deadline = time.time() + timeout_s
+    while True:
+        answer = probe()
+        if answer or time.time() >= deadline:
+            break
+        time.sleep(interval_s)
+    assert answer, f"{what} did not happen within {timeout_s} s"
+    return answer
+
+
+def order_status(stack: LocalStack, order_id: str) -> str:
+    return stack.container.orders.get(order_id).order.status.value

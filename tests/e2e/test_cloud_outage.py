@@ -11,6 +11,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.simulator.client import TerminalClient
 from edge_agent.thread import AgentThread
 from tests.support.ledger_invariants import check_card_ledger
+from tests.e2e.conftest import eventually
 from tests.support.tcp_proxy import CuttableProxy
 
 CARD = "10000004"
@@ -64,10 +65,7 @@ def run_outage(stack: LocalStack, agent_port: int, link: CuttableProxy) -> None:
     assert repeat == offline[0]
     assert card_balance(stack) == before  # nothing reached the cloud yet
     link.restore()  # the cloud comes back
-    deadline = time.time() + 30
-    while time.time() < deadline and card_balance(stack) != before - 900:
-        time.sleep(0.2)
-    assert card_balance(stack) == before - 900
+    eventually(lambda: card_balance(stack) == before - 900, 30, "the offline upload", interval_s=0.2)
     time.sleep(3)  # another upload round changes nothing more
     assert card_balance(stack) == before - 900
     totals = check_card_ledger(demo.MERCHANT_ID)

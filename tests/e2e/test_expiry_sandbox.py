@@ -13,7 +13,7 @@ import pytest
 from chalicelib.container import Container
 from chalicelib.domain.clock import FixedClock
 from devstack.stack import LocalStack
-from tests.e2e.conftest import signed_post
+from tests.e2e.conftest import eventually, order_status, signed_post
 from tests.support.state import ledger_of_order
 
 
@@ -67,12 +67,13 @@ def test_unpaid_wallet_order_is_closed_at_the_platform_and_here(stack: LocalStac
     # until its time_expire (our expires_at; this test's job clock runs ahead of the platform's).
     # A payment then is late: booked and refunded automatically, never lost.
     assert paid.status_code == 200
-    deadline, entries = time.time() + 15, []
-    while time.time() < deadline and len(entries) < 2:
-        entries = sorted((e["kind"], e["amount_fen"]) for e in ledger_of_order(order["order_id"]))
-        time.sleep(0.05)
+    def booked() -> list:
+        return sorted((e["kind"], e["amount_fen"]) for e in ledger_of_order(order["order_id"]))
+
+    eventually(lambda: len(booked()) >= 2, 15, "the late payment's refund")
+    entries = booked()
     assert entries == [("LATE_PAYMENT", 321), ("LATE_REFUND", -321)]
-    assert stack.container.orders.get(order["order_id"]).order.status.value == "CLOSED"
+    assert order_status(stack, order["order_id"]) == "CLOSED"
     assert sum(r["amount_fen"] for r in sandbox_trade(stack, order["order_id"])[0]["refunds"]) == 321
 
 
@@ -93,9 +94,7 @@ def test_aggregated_order_paid_in_both_wallets_refunds_the_second_at_the_platfor
     # does: a paid order can no longer be opened, so the second wallet is refused up front.
     second = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": "alipay"})
     assert second.status_code == 404
-    deadline = time.time() + 10
-    while time.time() < deadline and stack.container.orders.get(order["order_id"]).order.status.value != "PAID":
-        time.sleep(0.05)
+    eventually(lambda: order_status(stack, order["order_id"]) == "PAID", 10, "the WeChat notification")
     assert [(e["kind"], e["wallet"]) for e in ledger_of_order(order["order_id"])] == [("QR_PAYMENT", "wechat")]
 
 
@@ -112,13 +111,11 @@ def test_both_wallets_opened_then_both_paid_refunds_the_late_one(stack: LocalSta
     for wallet in ("wechat", "alipay"):
         answer = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": codes[wallet], "wallet": wallet})
         assert answer.status_code == 200, answer.text
-    deadline = time.time() + 15
-    kinds: list = []
-    while time.time() < deadline:
-        kinds = sorted((e["kind"], e["wallet"], e["amount_fen"]) for e in ledger_of_order(order["order_id"]))
-        if len(kinds) == 3:
-            break
-        time.sleep(0.05)
+    def booked() -> list:
+        return sorted((e["kind"], e["wallet"], e["amount_fen"]) for e in ledger_of_order(order["order_id"]))
+
+    eventually(lambda: len(booked()) == 3, 15, "both payments and the late refund")
+    kinds = booked()
     assert kinds == [("LATE_PAYMENT", "alipay", 888), ("LATE_REFUND", "alipay", -888), ("QR_PAYMENT", "wechat", 888)]
     alipay_trade = sandbox_trade(stack, order["order_id"])
     refunded = [t for t in alipay_trade if t["platform"] == "alipay"]

@@ -13,21 +13,22 @@ import pytest
 
 from devstack import demo
 from devstack.stack import LocalStack
-from tests.e2e.conftest import signed_post
+from tests.e2e.conftest import eventually, order_status, signed_post
 from tests.support.state import ledger_of_order
 
 
 def wait_paid(stack: LocalStack, txn: int) -> dict:
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        # Read the order directly, not via QUERY (which would ask the channel and book it itself):
-        # this proves the notification did the booking.
+    """Reads the order directly, not via QUERY (which would ask the channel and book it itself):
+    this proves the notification did the booking."""
+
+    def paid() -> dict | None:
         answer = stack.container.dedupe.get(f"txn#T0001#{txn}")
         order = stack.container.orders.get(answer.ref) if answer else None
         if order and order.order.status.value == "PAID":
             return {"order_id": order.order.order_id, "wallet": order.order.wallet.value}
-        time.sleep(0.05)
-    raise AssertionError("order not paid by its notification in time")
+        return None
+
+    return eventually(paid, 15, "the order's notification")
 
 
 @pytest.mark.parametrize("wallet", ["wechat", "alipay"])
@@ -99,8 +100,5 @@ def test_direct_merchant_on_wechat_pay_v3(stack: LocalStack) -> None:
         paid = httpx.post(f"{stack.sandbox.ctx.base_url}/sandbox/scan", json={"qr": order["qr"], "wallet": wallet})
         assert paid.status_code == 200, paid.text
         assert paid.json()["platform"] == ("wechat_v3" if wallet == "wechat" else "alipay")
-        deadline = time.time() + 15
-        while time.time() < deadline and stack.container.orders.get(order["order_id"]).order.status.value != "PAID":
-            time.sleep(0.05)
-        assert stack.container.orders.get(order["order_id"]).order.status.value == "PAID"
+        eventually(lambda: order_status(stack, order["order_id"]) == "PAID", 15, "the v3/Alipay notification")
         assert [(e["kind"], e["amount_fen"]) for e in ledger_of_order(order["order_id"])] == [("QR_PAYMENT", 505)]

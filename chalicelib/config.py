@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,11 @@ class Settings:
     public_base_url: str  # where platforms and wallets reach the API (notify URLs, aggregated QR)
     qr_order_ttl_s: int  # how long a QR order can be paid
     channel_timeout_s: float
+    # Signs the console's statement and operator-setup tokens (api/statements.py). None refuses them all:
+    # a deployment that forgot it exposes nothing. Never logged (repr=False keeps it out of reprs).
+    statements_token_secret: str | None = field(default=None, repr=False)
+    bank_settlement_file_url: str | None = None  # the bank's daily settlement file (reconciliation)
+    bank_payout_url: str | None = None  # where payout instructions go (channels/bank_payouts.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -33,4 +38,7 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             qr_order_ttl_s=int(env.get("QR_ORDER_TTL_S", "300")),
             channel_timeout_s=float(env.get("CHANNEL_TIMEOUT_S", "5")),
+            statements_token_secret=env.get("STATEMENTS_TOKEN_SECRET") or None,
+            bank_settlement_file_url=env.get("BANK_SETTLEMENT_FILE_URL") or None,
+            bank_payout_url=env.get("BANK_PAYOUT_URL") or None,
         )

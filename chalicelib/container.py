@@ -15,6 +15,7 @@ from chalicelib.services.licences import LicenceService
 from chalicelib.services.notifications import NotificationService
 from chalicelib.services.orders import OrderService, OrderSettings
 from chalicelib.services.payments import PaymentBooker
+from chalicelib.services.refunds import RefundService
 from chalicelib.services.ports import Channels, DirectoryChannels
 from chalicelib.store.connection import bind_models
 from chalicelib.store.dedupe import DedupeStore
@@ -22,6 +23,8 @@ from chalicelib.store.directory import Directory
 from chalicelib.store.ledger import LedgerStore
 from chalicelib.store.licences import LicenceStore
 from chalicelib.store.orders import OrderStore
+from chalicelib.store.refunds import RefundStore
+from chalicelib.store.settlement_totals import terms_from
 from chalicelib.store.secrets import KmsSealer, Sealer
 
 
@@ -46,7 +49,7 @@ class Container:
 
     @cached_property
     def orders(self) -> OrderStore:
-        return OrderStore(self.settings)
+        return OrderStore(self.settings, terms_from(self.directory.merchant))
 
     @cached_property
     def dedupe(self) -> DedupeStore:
@@ -74,6 +77,12 @@ class Container:
         return OrderService(self.orders, self.dedupe, self.directory, self.channels, self.booker, self.clock,
                             self.sleep, OrderSettings(self.settings.public_base_url, self.settings.qr_order_ttl_s),
                             self.licences.licence_allows_new_qr_orders)
+
+    @cached_property
+    def refunds(self) -> RefundService:
+        """Merchant refunds; each refund's fee is priced into its day's settlement totals."""
+        store = RefundStore(self.settings, self.dedupe, terms_from(self.directory.merchant))
+        return RefundService(self.orders, store, self.channels, self.clock)
 
     @cached_property
     def notifications(self) -> NotificationService:

@@ -3,14 +3,15 @@
     GET|POST /alipay/gateway.do       every API, chosen by the `method` parameter
     GET      /alipay/bill/download    the bill file behind a bill_download_url (valid 30 s)
 
-Methods: alipay.trade.precreate, .pay, .query, .close, .cancel, .refund and
+Methods: alipay.trade.precreate, .pay, .query, .close, .cancel, .refund, .fastpay.refund.query and
 alipay.data.dataservice.bill.downloadurl.query (bill_type "trade").
 
 What it checks and how it answers, as Alipay does:
 - every request is signed by the app (RSA2 over the sorted non-empty parameters except `sign`);
   a bad signature answers 40002 isv.invalid-signature, an unknown app 40002 isv.invalid-app-id
-  (unsigned: there is no key to sign with). A `timestamp` more than 15 minutes from Beijing wall
-  time answers 40002 isv.invalid-timestamp: that is how a client stamping UTC shows up.
+  (unsigned: there is no key to sign with). A `timestamp` more than 15 minutes from the sandbox's
+  clock (ctx.clock: wall time, or the tests' fixed clock) answers 40002 isv.invalid-timestamp: that
+  is how a client stamping UTC shows up.
 - answers are `{"<method>_response": {...}, "sign": "..."}`, signed with the sandbox's platform key
   over the exact JSON text of the response node (with "/" escaped as "\\/", as Alipay writes it).
 - `app_auth_token` (ISV mode) must have been granted to the calling app; the trade then belongs to
@@ -51,7 +52,6 @@ import json
 import re
 import secrets
 import threading
-import time
 import zipfile
 from collections import deque
 from dataclasses import dataclass
@@ -243,6 +243,7 @@ class AlipayPlatform:
             "alipay.trade.close": self._close,
             "alipay.trade.cancel": self._cancel,
             "alipay.trade.refund": self._refund,
+            "alipay.trade.fastpay.refund.query": self._refund_query,
             "alipay.data.dataservice.bill.downloadurl.query": self._bill_url,
         }
 
@@ -299,7 +300,7 @@ class AlipayPlatform:
             sent = datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=BEIJING).timestamp()
         except ValueError:
             sent = None
-        if sent is None or abs(sent - time.time()) > TIMESTAMP_TOLERANCE_S:
+        if sent is None or abs(sent - self._ctx.clock()) > TIMESTAMP_TOLERANCE_S:
             return _error("40002", "isv.invalid-timestamp", "非法的时间戳参数")
         return None
 
@@ -458,6 +459,20 @@ class AlipayPlatform:
             return {**OK, **self._trade_fields(trade), "fund_change": "N" if earlier else "Y",
                     "refund_fee": _yuan(trade.refunded_fen), "gmt_refund_pay": _beijing(self._ctx.clock())}
 
+    def _refund_query(self, merchant: Merchant, biz: dict, params: dict) -> dict:
+        """As Alipay: a refund it does not know is a 10000 answer without refund fields."""
+        with self._ctx.book.lock:
+            trade = self._find(merchant, biz)
+            if trade is None:
+                return _business(*TRADE_NOT_EXIST)
+            request_no = str(biz.get("out_request_no") or "")
+            refund = next((r for r in trade.refunds if r.out_refund_no == request_no), None)
+            if refund is None:
+                return {**OK, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
+            return {**OK, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "out_request_no": request_no,
+                    "total_amount": _yuan(trade.amount_fen), "refund_amount": _yuan(refund.amount_fen),
+                    "refund_status": "REFUND_SUCCESS", "gmt_refund_pay": _beijing(refund.created_at)}
+
     def _trade_fields(self, trade: SimTrade) -> dict:
         buyer = _buyer_id(trade.payer or trade.out_trade_no)
         fields = {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
@@ -497,7 +512,7 @@ class AlipayPlatform:
             return _business("isp.bill_not_exist", "账单不存在")
         token = secrets.token_urlsafe(16)
         with self._lock:
-            now = time.time()
+            now = self._ctx.clock()
             self._bill_tokens = {k: v for k, v in self._bill_tokens.items() if now - v[2] <= BILL_URL_TTL_S}
             self._bill_tokens[token] = (merchant.seller_id, day, now)
         return {**OK, "bill_download_url": f"{self._ctx.base_url}/alipay/bill/download?token={token}"}
@@ -506,7 +521,7 @@ class AlipayPlatform:
         token = (request.query.get("token") or [""])[-1]
         with self._lock:
             entry = self._bill_tokens.get(token)
-        if entry is None or time.time() - entry[2] > BILL_URL_TTL_S:
+        if entry is None or self._ctx.clock() - entry[2] > BILL_URL_TTL_S:
             return Response.text("token expired", 403)
         seller_id, day = entry[0], entry[1]
         trades = [t for t in self._ctx.book.all() if t.platform == "alipay" and t.extra.get("seller_id") == seller_id]
@@ -609,7 +624,7 @@ def _bill_lines(day: date, trades: Iterable[SimTrade]) -> list[_BillLine]:
     for trade in trades:
         if trade.paid_at and on_day(trade.paid_at):
             lines.append(_BillLine(trade, "交易", trade.amount_fen, trade.paid_at, ""))
-        for refund in trade.refunds:
+        for refund in trade.refunds_done:
             if on_day(refund.created_at):
                 lines.append(_BillLine(trade, "退款", -refund.amount_fen, refund.created_at, refund.out_refund_no))
     return sorted(lines, key=lambda line: line.finished_at)

@@ -1,7 +1,13 @@
-"""The bank of scheme 2, as far as reconciliation meets it: its daily settlement file.
+"""The bank of scheme 2, as far as settlement and reconciliation meet it: payouts and the daily file.
 
-    GET /bank/settlement?date=YYYYMMDD     the file of one Asia/Shanghai day (docs/bank-settlement-file.md)
+    GET  /bank/settlement?date=YYYYMMDD    the file of one Asia/Shanghai day (docs/bank-settlement-file.md)
                                            404 before that day has ended (by ctx.clock)
+    POST /bank/payouts                     {"payout_id", "merchant_id", "business_date", "amount_fen"}: pay a
+                                           merchant's net (negative: collect it). Idempotent by payout_id:
+                                           the same instruction again answers the first acceptance with
+                                           "duplicate": true and moves no money; the same id with other
+                                           fields is 409 PAYOUT_ID_REUSED. 400 for a malformed instruction.
+    GET  /bank/payouts                     every accepted instruction, for people and tests
 
 The bank is a WeChat Pay service provider and an Alipay ISV app. Its file has one line per
 (wallet, sub-merchant) with a payment or refund that day: the WeChat trades of its service-provider
@@ -47,6 +53,7 @@ class BankPlatform:
     def __init__(self, ctx: SandboxContext) -> None:
         self.ctx = ctx
         self.tamper: dict[tuple[str, str], dict[str, int]] = {}  # (wallet, sub id) -> fields to replace
+        self.payouts: dict[str, dict] = {}  # payout_id -> the accepted instruction (money moved once)
 
     @property
     def section(self) -> dict:
@@ -54,6 +61,8 @@ class BankPlatform:
 
     def register(self, router: Router) -> None:
         router.add("GET", "/bank/settlement", self._settlement)
+        router.add("POST", "/bank/payouts", self._payout)
+        router.add("GET", "/bank/payouts", lambda request: Response.json(list(self.payouts.values())))
 
     def notification(self, trade: SimTrade) -> Delivery | None:
         return None  # the bank's trades are notified by the wallets' platforms
@@ -83,7 +92,7 @@ class BankPlatform:
                 line[0] += 1
                 line[1] += trade.amount_fen
                 line[4] += _fee(trade.amount_fen, ppm)
-            for refund in trade.refunds:
+            for refund in trade.refunds_done:
                 if _day(refund.created_at) == day:
                     line[2] += 1
                     line[3] += refund.amount_fen
@@ -111,6 +120,29 @@ class BankPlatform:
         body = "".join(line + "\r\n" for line in out)
         trailer = f"END|{len(rows)}|{sum(row[-1] for row in rows)}|{hashlib.sha256(body.encode()).hexdigest()}\r\n"
         return Response(200, (body + trailer).encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8"})
+
+
+    def _payout(self, request: Request) -> Response:
+        try:
+            data = request.json()
+        except ValueError:
+            return Response.json({"code": "BAD_REQUEST", "message": "body is not JSON"}, 400)
+        fields = ("payout_id", "merchant_id", "business_date", "amount_fen")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k] for k in fields[:3]) \
+                or isinstance(data.get("amount_fen"), bool) or not isinstance(data.get("amount_fen"), int) \
+                or data["amount_fen"] == 0:
+            return Response.json({"code": "BAD_REQUEST", "message": f"{', '.join(fields)} required"}, 400)
+        instruction = {k: data[k] for k in fields}
+        with self.ctx.book.lock:
+            earlier = self.payouts.get(instruction["payout_id"])
+            if earlier is not None:
+                if {k: earlier[k] for k in fields} != instruction:
+                    return Response.json({"code": "PAYOUT_ID_REUSED", "message": "payout_id used for another payout"}, 409)
+                return Response.json({**earlier, "duplicate": True})
+            accepted = {**instruction, "status": "ACCEPTED", "bank_ref": f"BK{len(self.payouts) + 1:010d}",
+                        "accepted_at": self.ctx.clock()}
+            self.payouts[instruction["payout_id"]] = accepted
+        return Response.json({**accepted, "duplicate": False})
 
 
 def build(ctx: SandboxContext) -> BankPlatform:

@@ -7,6 +7,9 @@ Control endpoints (not part of any platform's API):
     GET  /sandbox/trades   every trade the sandbox holds, for people and tests
     POST /sandbox/faults   {"path", "mode": "error"|"timeout", "count"}: the next `count` calls to
                            `path` answer a system error or hang past the client's timeout
+    POST /sandbox/refunds  {"outcome": "processing"|"fail"|"instant", "count"}: what the next `count` new
+                           WeChat refunds do (stay PROCESSING, fail after being accepted, complete)
+    POST /sandbox/refunds/finish  {"out_refund_no", "status": "SUCCESS"|"FAILED"}: a processing refund ends
 """
 from __future__ import annotations
 
@@ -82,6 +85,8 @@ class Sandbox:
         self.router.add("POST", "/sandbox/scan", make_scan_handler(self.ctx))
         self.router.add("GET", "/sandbox/trades", self._trades)
         self.router.add("POST", "/sandbox/faults", self._add_fault)
+        self.router.add("POST", "/sandbox/refunds", self._plan_refunds)
+        self.router.add("POST", "/sandbox/refunds/finish", self._finish_refund)
         self.server: ThreadingHTTPServer | None = None
 
     def _trades(self, request: Request) -> Response:
@@ -91,6 +96,24 @@ class Sandbox:
         data = request.json()
         self.faults.add(str(data["path"]), str(data.get("mode", "error")), int(data.get("count", 1)))
         return Response.json({"ok": True})
+
+    def _plan_refunds(self, request: Request) -> Response:
+        data = request.json()
+        try:
+            self.ctx.book.plan_refunds(str(data.get("outcome")), int(data.get("count", 1)))
+        except ValueError as error:
+            return Response.json({"ok": False, "message": str(error)}, 400)
+        return Response.json({"ok": True})
+
+    def _finish_refund(self, request: Request) -> Response:
+        data = request.json()
+        try:
+            refund = self.ctx.book.finish_refund(str(data.get("out_refund_no")), str(data.get("status")), self.ctx.clock())
+        except ValueError as error:
+            return Response.json({"ok": False, "message": str(error)}, 400)
+        if refund is None:
+            return Response.json({"ok": False, "message": "no such refund processing"}, 404)
+        return Response.json({"ok": True, "status": refund.status})
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "Sandbox":
         """Serve in the background. Started on port 0 with no base URL given, the base URL becomes

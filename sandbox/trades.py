@@ -12,12 +12,18 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 
+REFUND_OUTCOMES = {"instant": "SUCCESS", "processing": "PROCESSING", "fail": "FAILED"}
+
+
 @dataclass
 class SimRefund:
     out_refund_no: str
     refund_id: str
     amount_fen: int
     created_at: float
+    # SUCCESS: the money went back. PROCESSING: accepted, not finished (TradeBook.finish_refund ends
+    # it). FAILED: accepted, then the money could not go back (WeChat CHANGE / v3 ABNORMAL).
+    status: str = "SUCCESS"
 
 
 @dataclass
@@ -42,7 +48,13 @@ class SimTrade:
 
     @property
     def refunded_fen(self) -> int:
-        return sum(r.amount_fen for r in self.refunds)
+        """Refunded or being refunded: a failed refund gives its amount back to the trade."""
+        return sum(r.amount_fen for r in self.refunds if r.status != "FAILED")
+
+    @property
+    def refunds_done(self) -> list[SimRefund]:
+        """The refunds whose money went back: what bills show."""
+        return [r for r in self.refunds if r.status == "SUCCESS"]
 
 
 class TradeBook:
@@ -53,6 +65,7 @@ class TradeBook:
         self._trades: dict[tuple[str, str, str], SimTrade] = {}
         self._by_code_url: dict[str, SimTrade] = {}
         self._serial = itertools.count(1)
+        self._refund_plan: list[str] = []  # statuses of the next new WeChat refunds (plan_refunds)
 
     @property
     def lock(self) -> threading.RLock:
@@ -79,6 +92,33 @@ class TradeBook:
     def all(self) -> Iterable[SimTrade]:
         with self._lock:
             return list(self._trades.values())
+
+    def plan_refunds(self, outcome: str, count: int = 1) -> None:
+        """The next `count` new WeChat refunds (v2 and v3) stay PROCESSING ("processing") or fail after
+        being accepted ("fail"), instead of completing at once ("instant"). Alipay refunds synchronously."""
+        if outcome not in REFUND_OUTCOMES or count < 1:
+            raise ValueError(f"outcome is one of {sorted(REFUND_OUTCOMES)}, count at least 1")
+        with self._lock:
+            self._refund_plan.extend([REFUND_OUTCOMES[outcome]] * count)
+
+    def next_refund_status(self) -> str:
+        with self._lock:
+            return self._refund_plan.pop(0) if self._refund_plan else "SUCCESS"
+
+    def finish_refund(self, out_refund_no: str, status: str, now: float | None = None) -> SimRefund | None:
+        """A PROCESSING refund completes (SUCCESS) or fails (FAILED); None when there is no such refund
+        still processing."""
+        if status not in ("SUCCESS", "FAILED"):
+            raise ValueError("a refund finishes SUCCESS or FAILED")
+        with self._lock:
+            for trade in self._trades.values():
+                for refund in trade.refunds:
+                    if refund.out_refund_no == out_refund_no and refund.status == "PROCESSING":
+                        refund.status = status
+                        if status == "SUCCESS":
+                            refund.created_at = time.time() if now is None else now  # when the money went back
+                        return refund
+        return None
 
     def expire_due(self, now: float | None = None) -> None:
         """Platforms close unpaid QR trades by themselves at their expiry time."""

@@ -10,7 +10,7 @@ Endpoints, all POST under PREFIX, so the SDK base URL (wechatpy `API_BASE_URL`) 
     /pay/closeorder
     /secapi/pay/reverse  cancels a payment-code trade, giving the money back if it was paid
     /secapi/pay/refund   idempotent by out_refund_no; refunds complete at once
-    /pay/refundquery
+    /pay/refundquery     refund_status_n SUCCESS, PROCESSING or CHANGE (TradeBook.plan_refunds)
     /pay/downloadbill    the ALL bill of one Beijing date, in WeChat's text format (see _bill_text)
 
 Control (JSON, not part of WeChat):
@@ -69,6 +69,7 @@ from sandbox.platform import SandboxContext, settle_payment
 from sandbox.trades import SimRefund, SimTrade, payment_code_behaviour, payment_code_wallet
 
 PREFIX = "/wxpay"
+REFUND_STATUS = {"SUCCESS": "SUCCESS", "PROCESSING": "PROCESSING", "FAILED": "CHANGE"}  # SimRefund -> v2
 NAME = "wechat_v2"
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 MD5, HMAC_SHA256 = "MD5", "HMAC-SHA256"
@@ -531,7 +532,8 @@ class WeChatV2Platform:
             raise Refusal("PARAM_ERROR", "订单金额或退款金额与之前请求不一致，请核实后再试")
         if trade.refunded_fen + amount_fen > trade.amount_fen:
             raise Refusal("ERROR", "累计退款金额大于支付金额")
-        refund = SimRefund(out_refund_no, self.ctx.new_trade_no("50"), amount_fen, self.ctx.clock())
+        refund = SimRefund(out_refund_no, self.ctx.new_trade_no("50"), amount_fen, self.ctx.clock(),
+                           status=self.ctx.book.next_refund_status())
         trade.refunds.append(refund)
         trade.status = "REFUND"
         return refund
@@ -555,10 +557,11 @@ class WeChatV2Platform:
         for n, refund in enumerate(refunds):
             fields.update({
                 f"out_refund_no_{n}": refund.out_refund_no, f"refund_id_{n}": refund.refund_id,
-                f"refund_fee_{n}": str(refund.amount_fen), f"refund_status_{n}": "SUCCESS",
-                f"refund_success_time_{n}": beijing(refund.created_at, "%Y-%m-%d %H:%M:%S"),
+                f"refund_fee_{n}": str(refund.amount_fen), f"refund_status_{n}": REFUND_STATUS[refund.status],
                 f"refund_recv_accout_{n}": "支付用户的零钱",
             })
+            if refund.status == "SUCCESS":
+                fields[f"refund_success_time_{n}"] = beijing(refund.created_at, "%Y-%m-%d %H:%M:%S")
         return fields
 
     # --- bills ----------------------------------------------------------------------------
@@ -670,7 +673,7 @@ def bill_rows(trades: Iterable[SimTrade], bill_date: str) -> list[BillRow]:
     for trade in trades:
         if trade.paid_at is not None and beijing(trade.paid_at, "%Y%m%d") == bill_date:
             rows.append(_payment_row(trade))
-        for refund in trade.refunds:
+        for refund in trade.refunds_done:
             if beijing(refund.created_at, "%Y%m%d") == bill_date:
                 rows.append(_refund_row(trade, refund))
     return sorted(rows, key=lambda row: row.at)

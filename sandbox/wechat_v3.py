@@ -8,7 +8,8 @@
     POST /v3/pay/transactions/out-trade-no/{no}/close    204 | 400 ORDER_PAID | 400 USERPAYING | 404
     POST /v3/pay/transactions/out-trade-no/{no}/reverse  200 (code pay only; a paid trade is refunded) | 4xx
     POST /v3/refund/domestic/refunds                     200 refund (status PROCESSING) | 4xx
-    GET  /v3/refund/domestic/refunds/{out_refund_no}     200 refund (status SUCCESS) | 404
+    GET  /v3/refund/domestic/refunds/{out_refund_no}     200 refund (status SUCCESS, or PROCESSING / ABNORMAL
+                                                         as TradeBook.plan_refunds made it) | 404
     GET  /v3/certificates                                200 platform certificate, AEAD-encrypted with the APIv3 key
     GET  /v3/bill/tradebill?bill_date=&bill_type=&tar_type=   200 {"hash_type", "hash_value", "download_url"}
     GET  /v3/billdownload/file?token=                    the bill itself (gzip when tar_type=GZIP), unsigned
@@ -315,7 +316,7 @@ def bill_rows(trades: Iterable[SimTrade], day: date, bill_type: str, rate_ppm: i
         if bill_type in ("ALL", "SUCCESS") and _on_day(trade.paid_at, day):
             rows.append(_payment_row(trade, rate_ppm))
         if bill_type in ("ALL", "REFUND"):
-            rows.extend(_refund_row(trade, r, rate_ppm) for r in trade.refunds if _on_day(r.created_at, day))
+            rows.extend(_refund_row(trade, r, rate_ppm) for r in trade.refunds_done if _on_day(r.created_at, day))
     return sorted(rows, key=lambda row: row.at)
 
 
@@ -630,7 +631,8 @@ class WeChatPayV3:
                     raise ApiError(400, "INVALID_REQUEST", "同一退款单号金额不一致")
                 return self._reply(mchid, 200, self._refund_json(trade, previous, "PROCESSING"))
             self._check_refundable(trade, refund, total)
-            record = SimRefund(out_refund_no, self.ctx.new_trade_no("50"), refund, self.ctx.clock())
+            record = SimRefund(out_refund_no, self.ctx.new_trade_no("50"), refund, self.ctx.clock(),
+                               status=self.ctx.book.next_refund_status())
             trade.refunds.append(record)
             trade.status = "REFUND"
             return self._reply(mchid, 200, self._refund_json(trade, record, "PROCESSING"))
@@ -675,7 +677,8 @@ class WeChatPayV3:
                 continue
             for refund in trade.refunds:
                 if refund.out_refund_no == out_refund_no:
-                    return self._reply(mchid, 200, self._refund_json(trade, refund, "SUCCESS"))
+                    status = {"SUCCESS": "SUCCESS", "PROCESSING": "PROCESSING", "FAILED": "ABNORMAL"}[refund.status]
+                    return self._reply(mchid, 200, self._refund_json(trade, refund, status))
         raise ApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
 
     # -- certificates and bills

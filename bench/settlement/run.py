@@ -3,12 +3,15 @@
     .venv/bin/python -m bench.settlement.run            # 10,000 and 100,000 payments, 100 merchants
     .venv/bin/python -m bench.settlement.run --quick    # 1,000 and 10,000: a smoke run
     .venv/bin/python -m bench.settlement.run --sizes 5000 50000 --merchants 50
+    .venv/bin/python -m bench.settlement.run --source entries   # the old way: every entry by the index
 
 For each size, on fresh tables (prefix bench<N>-) of one emulator child process (`python -m
 devstack.dynamodb`, so its CPU is its own): 100 merchants (half scheme 1, half scheme 2) and N ledger
 entries of one Beijing day, seeded in bulk with BatchWriteItem (payments of 0.01 to 50.00 yuan over both
-wallets, every 20th entry a refund), then one SettlementService.run of that day, exactly as the scheduled
-job runs it. Reported per size:
+wallets, every 20th entry a refund) together with the day's running totals, added by the same function the
+money transactions use (store/settlement_totals.totals_updates, one UpdateItem per totals item), then one
+SettlementService.run of that day, exactly as the scheduled job runs it (from the totals; `--source
+entries` reads every entry by the ledger index instead). Reported per size:
 
 - DynamoDB calls of the run, by operation (botocore before-call hooks on every client the store uses);
 - wall time of the run (includes the emulator answering: moto's index query walks the whole table, so
@@ -65,19 +68,37 @@ def generated_entries(n: int, merchants: int):  # type: ignore[no-untyped-def]
 
 
 def seed(n: int, merchants: int) -> None:
+    from chalicelib.domain.settlement import EntryView
+    from chalicelib.domain.settlement_totals import shard_of
     from chalicelib.store.models import LedgerEntryModel, MerchantModel
     from chalicelib.store.orders import ledger_entry
+    from chalicelib.store.settlement_totals import entry_view, totals_updates
 
     with MerchantModel.batch_write() as batch:
         for m in range(merchants):
             batch.save(MerchantModel(f"BM{m:04d}", dealer_id=f"BD{m % 10:02d}", name=f"bench {m}", scheme=1 + m % 2,
                                      fee_rate_ppm=6_000, dealer_share_ppm=1_000, created_at=0))
     noon = datetime.combine(DAY, clock_time(12), tzinfo=_beijing()).timestamp()
+    # The day's totals, as the payment transactions would have added them: grouped per totals item
+    # (merchant, shard of the order id), then added with the same function the transactions use.
+    groups: dict[tuple[int, int], tuple[str, list[EntryView]]] = {}
     with LedgerEntryModel.batch_write() as batch:
         for m, account, entry_id, kind, amount, wallet, channel in generated_entries(n, merchants):
-            batch.save(ledger_entry(account, entry_id, f"BM{m:04d}", noon, amount_fen=amount, kind=kind,
-                                    order_id=account[6:], wallet=wallet, channel=channel, channel_trade_no=f"T{account}",
-                                    created_at=noon))
+            entry = ledger_entry(account, entry_id, f"BM{m:04d}", noon, amount_fen=amount, kind=kind,
+                                 order_id=account[6:], wallet=wallet, channel=channel, channel_trade_no=f"T{account}",
+                                 created_at=noon)
+            batch.save(entry)
+            order_id = account[6:]
+            groups.setdefault((m, shard_of(order_id)), (order_id, []))[1].append(entry_view(entry))
+    for (m, _), (shard_key, entries) in sorted(groups.items()):
+        for update in totals_updates(f"BM{m:04d}", DAY.isoformat(), shard_key, entries, _terms(m)):
+            update.item.update(actions=update.actions)
+
+
+def _terms(m: int):  # type: ignore[no-untyped-def]
+    from chalicelib.domain.settlement import Terms
+
+    return Terms(1 + m % 2, 6_000, 1_000)
 
 
 def _beijing():  # type: ignore[no-untyped-def]
@@ -88,19 +109,19 @@ def _beijing():  # type: ignore[no-untyped-def]
 
 def expected_totals(n: int, merchants: int) -> tuple[int, int, int]:
     """gross, refunds and net of the whole day, settled by the domain from the same entries."""
-    from chalicelib.domain.settlement import EntryView, Terms, settle
+    from chalicelib.domain.settlement import EntryView, settle
 
     by_merchant: dict[int, list[EntryView]] = {}
     for m, account, entry_id, kind, amount, wallet, channel in generated_entries(n, merchants):
         by_merchant.setdefault(m, []).append(EntryView(account, entry_id, kind, amount, wallet, channel))
     gross = refunds = net = 0
     for m, entries in by_merchant.items():
-        total = settle(Terms(1 + m % 2, 6_000, 1_000), entries).total()
+        total = settle(_terms(m), entries).total()
         gross, refunds, net = gross + total.gross_fen, refunds + total.refunds_fen, net + total.net_fen
     return gross, refunds, net
 
 
-def measure(endpoint: str, n: int, merchants: int) -> Figures:
+def measure(endpoint: str, n: int, merchants: int, source: str = "totals") -> Figures:
     from chalicelib.config import Settings
     from chalicelib.domain.clock import FixedClock
     from chalicelib.services.settlement import SettlementService
@@ -120,8 +141,8 @@ def measure(endpoint: str, n: int, merchants: int) -> Figures:
     seed(n, merchants)
     seed_s = time.perf_counter() - started
     clients = dynamodb_clients(settings) + [model._get_connection().connection.client for model in SETTLEMENT_MODELS]
-    counter = DynamoDBCallCounter(clients)
-    service = SettlementService(SettlementStore(settings), JobRunStore(), FixedClock(time.time()),
+    counter = DynamoDBCallCounter({id(client): client for client in clients}.values())  # each client counted once
+    service = SettlementService(SettlementStore(settings, source=source), JobRunStore(), FixedClock(time.time()),
                                 log_line=lambda line: None, progress_every=25)
     wall, cpu = time.perf_counter(), time.thread_time()
     report = service.run(DAY)
@@ -157,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 payments")
     parser.add_argument("--sizes", type=int, nargs="+", help="payments per day to settle (default 10000 100000)")
     parser.add_argument("--merchants", type=int, default=100)
+    parser.add_argument("--source", choices=("totals", "entries"), default="totals",
+                        help="read each merchant-day from its running totals (the job's way) or its entries")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1_000, 10_000] if args.quick else [10_000, 100_000])
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -166,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = []
         for n in sizes:
-            rows.append(measure(emulator.url, n, args.merchants))
-            print(f"settled {n:,} payments over {args.merchants} merchants", flush=True)
+            rows.append(measure(emulator.url, n, args.merchants, args.source))
+            print(f"settled {n:,} payments over {args.merchants} merchants from {args.source}", flush=True)
     finally:
         emulator.stop()
     print(report(rows), flush=True)

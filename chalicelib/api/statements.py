@@ -3,7 +3,8 @@
     GET /statements/merchants/{merchant_id}/daily?from=YYYY-MM-DD[&to=YYYY-MM-DD]   (up to 31 days)
     GET /statements/dealers/{dealer_id}/monthly?month=YYYY-MM
 
-Tokens (`Authorization: Bearer <token>`) are minted by the operator from STATEMENTS_TOKEN_SECRET:
+Tokens (`Authorization: Bearer <token>`) are minted by the operator from the statements token secret
+(Settings.statements_token_secret, from STATEMENTS_TOKEN_SECRET; infra/README.md says how stages set it):
 
     operator.<hex HMAC-SHA256(secret, "operator")>             every statement
     dealer.<dealer_id>.<hex HMAC-SHA256(secret, "dealer:<id>")>  its own monthly statement and the
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass
 
@@ -30,7 +30,7 @@ from chalicelib.store.licences import LicenceStore
 from chalicelib.store.settlement import SettlementStore
 
 statements = Blueprint(__name__)
-SECRET_ENV = "STATEMENTS_TOKEN_SECRET"
+SECRET_ENV = "STATEMENTS_TOKEN_SECRET"  # read by Settings.from_env (config.py)
 
 
 class Forbidden(DomainError):
@@ -65,7 +65,7 @@ def caller_of(authorization: str | None, secret: str | None) -> Caller:
 
 def _caller() -> Caller:
     headers = statements.current_request.headers
-    return caller_of(headers.get("authorization"), os.environ.get(SECRET_ENV))
+    return caller_of(headers.get("authorization"), container_module.current().settings.statements_token_secret)
 
 
 def _service() -> StatementService:

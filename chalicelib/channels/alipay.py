@@ -381,6 +381,24 @@ class AlipayChannel:
         return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, trade_no=answer.body.get("trade_no") or None,
                              message=f"fund_change={answer.body.get('fund_change', '')}")
 
+    @_unknown_without_answer
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelResult:
+        """alipay.trade.fastpay.refund.query: a refund Alipay knows is done (trade.refund answers
+        synchronously); one it does not know is a 10000 answer without refund fields."""
+        answer = self._call("alipay.trade.fastpay.refund.query", lambda: self._sdk.api_alipay_trade_fastpay_refund_query(
+            out_refund_no, out_trade_no=out_trade_no))
+        if answer.code != SUCCESS_CODE:
+            if answer.sub_code == TRADE_NOT_EXIST:
+                return ChannelResult(ChannelState.FAIL, TradeStatus.NOT_FOUND, code=TRADE_NOT_EXIST)
+            return ChannelResult(ChannelState.UNKNOWN, code=answer.sub_code or answer.code, message=answer.message)
+        if answer.body.get("out_request_no") != out_refund_no or not answer.body.get("refund_amount"):
+            return ChannelResult(ChannelState.FAIL, TradeStatus.NOT_FOUND, code="REFUND_NOT_EXIST")
+        status = str(answer.body.get("refund_status") or "REFUND_SUCCESS")  # absent in older answers: done
+        if status != "REFUND_SUCCESS":
+            return ChannelResult(ChannelState.UNKNOWN, code=status)
+        return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, trade_no=answer.text("trade_no") or None,
+                             amount_fen=answer.fen("refund_amount"), code=status)
+
     # -- notifications
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentNotice:

@@ -130,7 +130,14 @@ class PaymentChannel(Protocol):
     def cancel(self, out_trade_no: str) -> ChannelResult:
         """Cancel (WeChat reverse, Alipay cancel) a payment-code trade, refunding it if it was paid."""
 
-    def refund(self, request: RefundRequest) -> ChannelResult: ...
+    def refund(self, request: RefundRequest) -> ChannelResult:
+        """SUCCESS with trade_status REFUNDED: the money went back. SUCCESS without it: the platform
+        accepted the refund and is still processing it (ask query_refund). FAIL: refused, nothing moved."""
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelResult:
+        """A refund's outcome: SUCCESS (trade_status REFUNDED) when the money went back; FAIL when the
+        platform failed or closed it, or with trade_status NOT_FOUND when it never received it; UNKNOWN
+        while it is processing or when the platform gave no definite answer."""
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentNotice:
         """Verify the signature over the raw body first, then parse. Raises NotificationRejected."""

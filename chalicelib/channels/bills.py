@@ -36,7 +36,6 @@ from typing import Callable, Mapping
 from chalicelib.channels.base import ChannelState
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
-WECHAT_NO_BILL = ("No Bill Exist", "20002")
 ALIPAY_BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
 MAX_BILL_BYTES = 64 * 1024 * 1024
 _AMOUNT = re.compile(r"-?[0-9]{1,12}\.[0-9]{2,5}")
@@ -157,20 +156,14 @@ def _http_get(url: str, timeout_s: float) -> bytes:
 
 def _wechat_v2(settings: Mapping[str, str], gateway: str | None, timeout_s: float, day: date,
                clock: Callable[[], float]) -> Bill:
-    from wechatpy.exceptions import WeChatPayException
-
     from chalicelib.channels import wechat_v2
 
-    client = wechat_v2.build(dict(settings), gateway, timeout_s, clock)._client  # the channel's signed client
-    try:
-        text = client.tools.download_bill(day, bill_type="ALL")
-    except WeChatPayException as error:
-        if error.return_msg in WECHAT_NO_BILL or getattr(error, "errcode", "") in WECHAT_NO_BILL:
-            return Bill(ChannelState.SUCCESS, message="no bill: no trades that day")
-        return Bill(ChannelState.UNKNOWN, message=f"downloadbill: {error.return_msg or 'no answer'}")
-    if not isinstance(text, str):
-        return Bill(ChannelState.UNKNOWN, message="downloadbill answered XML, not a bill")
-    return Bill(ChannelState.SUCCESS, tuple(parse_wechat_bill(text)))
+    bill = wechat_v2.build(dict(settings), gateway, timeout_s, clock).download_trade_bill(day)
+    if bill.state is not ChannelState.SUCCESS:
+        return Bill(ChannelState.UNKNOWN, message=bill.message)
+    if not bill.text:
+        return Bill(ChannelState.SUCCESS, message="no bill: no trades that day")
+    return Bill(ChannelState.SUCCESS, tuple(parse_wechat_bill(bill.text)))
 
 
 def _wechat_v3(settings: Mapping[str, str], gateway: str | None, timeout_s: float, day: date,

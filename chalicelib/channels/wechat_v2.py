@@ -38,7 +38,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from chalicelib.channels.base import (
@@ -53,6 +53,7 @@ from chalicelib.channels.base import (
     TradeStatus,
     unknown,
 )
+from chalicelib.channels.wechat_v3 import TradeBill  # the same shape for both WeChat APIs' bills
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ MD5, HMAC_SHA256 = "MD5", "HMAC-SHA256"
 SIGN_TYPES = (MD5, HMAC_SHA256)
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST in China: a fixed offset is exact
 MAX_NOTIFICATION_BYTES = 64 * 1024  # a real notification is under 2 KB
+NO_BILL_ANSWERS = ("No Bill Exist", "20002")  # downloadbill: no trades that day (return_msg, err_code)
 
 ACK_XML = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
 XML_HEADERS = {"Content-Type": "text/xml"}
@@ -404,6 +406,48 @@ class WeChatV2Channel:
             return answer.result(ChannelState.SUCCESS, trade_no=answer.fields.get("refund_id") or None,
                                  amount_fen=_fen(answer.fields.get("refund_fee")))
         return answer.error()
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelResult:
+        """refundquery by our out_refund_no: refund_status_0 SUCCESS, PROCESSING, REFUNDCLOSE or CHANGE."""
+        answer = self._call(lambda: self._client.refund.query(out_refund_no=out_refund_no, out_trade_no=out_trade_no))
+        if not isinstance(answer, _Answer):
+            return answer
+        if not answer.ok:
+            if answer.code == "REFUNDNOTEXIST":
+                return answer.result(ChannelState.FAIL, trade_status=TradeStatus.NOT_FOUND)
+            return answer.error()
+        fields = answer.fields
+        index = next((n for n in range(int(fields.get("refund_count", "0") or 0))
+                      if fields.get(f"out_refund_no_{n}") == out_refund_no), None)
+        if index is None:
+            return unknown("refundquery answered about other refunds")
+        status = fields.get(f"refund_status_{index}", "")
+        found = {"trade_no": fields.get(f"refund_id_{index}") or None, "amount_fen": _fen(fields.get(f"refund_fee_{index}")),
+                 "code": status}
+        if status == "SUCCESS":
+            return answer.result(ChannelState.SUCCESS, trade_status=TradeStatus.REFUNDED, **found)
+        if status in ("REFUNDCLOSE", "CHANGE"):  # closed, or the money could not reach the payer
+            return answer.result(ChannelState.FAIL, **found)
+        return answer.result(ChannelState.UNKNOWN, **found)  # PROCESSING
+
+    # --- reconciliation (not part of PaymentChannel) ------------------------------------------
+
+    def download_trade_bill(self, bill_date: date) -> TradeBill:
+        """The ALL trade bill of one Beijing day as text (downloadbill, signed like every call); on a day
+        without trades SUCCESS with no text and code NO_BILL; anything unreadable is UNKNOWN."""
+        from wechatpy.exceptions import WeChatPayException
+
+        try:
+            text = self._client.tools.download_bill(bill_date, bill_type="ALL")
+        except WeChatPayException as error:
+            if error.return_msg in NO_BILL_ANSWERS or getattr(error, "errcode", "") in NO_BILL_ANSWERS:
+                return TradeBill(ChannelState.SUCCESS, code="NO_BILL")
+            return TradeBill(ChannelState.UNKNOWN, message=f"downloadbill: {error.return_msg or 'no answer'}")
+        except Exception as error:  # a timeout or a broken connection: try again later
+            return TradeBill(ChannelState.UNKNOWN, message=f"{type(error).__name__}: {error}")
+        if not isinstance(text, str):
+            return TradeBill(ChannelState.UNKNOWN, message="downloadbill answered XML, not a bill")
+        return TradeBill(ChannelState.SUCCESS, text=text)
 
     # --- notifications --------------------------------------------------------------------
 

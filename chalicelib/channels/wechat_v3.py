@@ -379,11 +379,33 @@ class WeChatPayV3Channel:
             raise ValueError(f"answer is about refund {data.get('out_refund_no')!r}")
         status = str(data.get("status"))
         result = {"trade_no": str(data["refund_id"]), "amount_fen": _fen(data["amount"]["refund"]), "code": status}
-        if status in ("SUCCESS", "PROCESSING"):
+        if status == "SUCCESS":  # the money went back
+            return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, **result)
+        if status == "PROCESSING":  # accepted: query_refund tells when it is done
             return ChannelResult(ChannelState.SUCCESS, **result)
         if status == "CLOSED":
             return ChannelResult(ChannelState.FAIL, **result)
         return ChannelResult(ChannelState.UNKNOWN, message="refund needs attention", **result)  # ABNORMAL
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelResult:
+        return self._guard("query_refund", lambda: self._query_refund(out_refund_no))
+
+    def _query_refund(self, out_refund_no: str) -> ChannelResult:
+        answer = self._call("query_refund", out_refund_no=out_refund_no)
+        if answer.status == 404 and answer.code in NOT_FOUND_CODES | {"RESOURCE_NOT_EXISTS"}:  # no such refund
+            return ChannelResult(ChannelState.FAIL, trade_status=TradeStatus.NOT_FOUND, code=answer.code)
+        if answer.status != 200:
+            return unknown(f"query_refund answered HTTP {answer.status}", answer.code)
+        data = answer.data
+        if data.get("out_refund_no") != out_refund_no:
+            raise ValueError(f"answer is about refund {data.get('out_refund_no')!r}")
+        status = str(data.get("status"))
+        result = {"trade_no": str(data["refund_id"]), "amount_fen": _fen(data["amount"]["refund"]), "code": status}
+        if status == "SUCCESS":
+            return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, **result)
+        if status in ("CLOSED", "ABNORMAL"):  # closed, or the money could not reach the payer
+            return ChannelResult(ChannelState.FAIL, **result)
+        return ChannelResult(ChannelState.UNKNOWN, **result)  # PROCESSING
 
     # -- reconciliation (not part of PaymentChannel)
 

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from chalicelib.channels.base import ChannelState
 from chalicelib.channels.bills import BankFile, Bill, BillRow
 from chalicelib.domain.clock import BEIJING, Clock
+from chalicelib.domain.errors import DomainError
 from chalicelib.domain.reconciliation import (
     CARRY_WINDOW_S,
     Difference,
@@ -32,7 +33,7 @@ from chalicelib.domain.reconciliation import (
     match,
     unbooked_payment,
 )
-from chalicelib.domain.settlement import LATE_KINDS, PAYMENT_KINDS, REFUND_KINDS, SCHEME_BANK, Settlement
+from chalicelib.domain.settlement import LATE_KINDS, PAYMENT_KINDS, REFUND_KINDS, SCHEME_BANK, Settlement, Terms
 from chalicelib.services.ports import Channels
 from chalicelib.services.settlement import JsonLog, json_log, select_merchants
 from chalicelib.store.directory import ChannelConfig
@@ -63,6 +64,7 @@ class ReconciliationReport:
     carried: int = 0
     unavailable: list[str] = field(default_factory=list)
     unknown: dict[str, str] = field(default_factory=dict)  # merchant ids asked for that do not exist
+    totals_differ: list[str] = field(default_factory=list)  # merchant-days whose settlement totals lost an entry
 
 
 def our_item(line: LedgerLine, merchant: MerchantRow) -> Item | None:
@@ -147,6 +149,8 @@ class ReconciliationService:
     # --- the wallets' bills -------------------------------------------------------------------
 
     def _merchant(self, merchant: MerchantRow, day: date, report: ReconciliationReport) -> None:
+        lines = list(ledger_lines(merchant.merchant_id, day))
+        self._check_totals(merchant, day, lines, report)
         theirs: list[Item] = []
         for wallet in WALLETS:
             found = self._channels.for_merchant(merchant.merchant_id, wallet)
@@ -159,7 +163,7 @@ class ReconciliationService:
                            "merchant_id": merchant.merchant_id, "wallet": wallet, "message": bill.message})
                 return  # matched on a later run, all wallets together
             theirs += [their_item(row) for row in bill.rows]
-        ours = [item for line in ledger_lines(merchant.merchant_id, day) if (item := our_item(line, merchant))]
+        ours = [item for line in lines if (item := our_item(line, merchant))]
         carried_ours, carried_theirs = self._store.carried(merchant.merchant_id, day - timedelta(days=1))
         result = match(ours, theirs, _end_of(day), day.isoformat(), carried_ours, carried_theirs, self._window_s)
         differences = [self._explain(d, merchant) for d in result.differences]
@@ -169,6 +173,24 @@ class ReconciliationService:
         report.matched += result.matched
         report.carried += len(result.carried_ours) + len(result.carried_theirs)
         self._record(merchant.merchant_id, differences, report)
+
+    def _check_totals(self, merchant: MerchantRow, day: date, lines: list[LedgerLine],
+                      report: ReconciliationReport) -> None:
+        """Settlement reads the running totals that the money transactions keep; here, where the day's
+        whole ledger is read anyway, they are checked against it, so that a ledger write that forgot its
+        totals (a new kind of transaction, say) is reported the morning after, not silently unsettled."""
+        stored = self._settlements.records(merchant.merchant_id, day)
+        try:
+            terms = stored[0].record.terms if stored else Terms(merchant.scheme, merchant.fee_rate_ppm,
+                                                                   merchant.dealer_share_ppm)
+        except DomainError:
+            return  # nonsense terms: settlement reports this merchant as failed
+        agree = self._settlements.totals_agree(merchant.merchant_id, day, terms, [line.view() for line in lines])
+        if agree is False:
+            report.totals_differ.append(merchant.merchant_id)
+            self._log({"job": "reconciliation", "event": "totals_differ", "day": report.day,
+                       "merchant_id": merchant.merchant_id, "entries": len(lines),
+                       "action": "settle the day from its entries: run --from-entries"})
 
     def _explain(self, difference: Difference, merchant: MerchantRow) -> Difference:
         if difference.kind is not DifferenceKind.MISSING_OURS or difference.theirs is None \

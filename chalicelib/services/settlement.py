@@ -1,7 +1,8 @@
 """The T+1 settlement job's use case: settle every merchant's business day.
 
-Per merchant: read its day's ledger (by_merchant_day index, paged), read the records already written for
-the day, compute what is still to settle (domain/settlement.py), and write it as the next record in one
+Per merchant: read the records already written for the day, read the day (its running totals, kept by
+the money transactions: store/settlement_totals.py; or its ledger entries, see store/settlement.py),
+compute what is still to settle (domain/settlement.py), and write it as the next record in one
 transaction (record + payout instruction + dealer commission entry, each only if absent).
 
 Re-running a day, or resuming after a crash at any point, gives the same records: a record's id is
@@ -23,7 +24,7 @@ from typing import Callable, Sequence
 
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.errors import DomainError
-from chalicelib.domain.settlement import SettlementRecord, Terms, next_record, record_key, settle
+from chalicelib.domain.settlement import SettlementRecord, Terms, next_record, record_key
 from chalicelib.store.settlement import JobRunStore, MerchantRow, SettlementStore
 
 log = logging.getLogger(__name__)
@@ -104,24 +105,28 @@ class SettlementService:
 
     def _settle(self, merchant: MerchantRow, day: date, report: SettlementReport) -> None:
         for _ in range(self._max_attempts):
-            entries = list(self._store.entries(merchant.merchant_id, day))
-            self._checkpoint(f"read:{merchant.merchant_id}")
             stored = self._store.records(merchant.merchant_id, day)
             self._checkpoint(f"records:{merchant.merchant_id}")
             # A settled day keeps the terms it was first settled with.
             terms = stored[0].record.terms if stored else Terms(merchant.scheme, merchant.fee_rate_ppm,
                                                                    merchant.dealer_share_ppm)
             dealer_id = stored[0].record.dealer_id if stored else merchant.dealer_id
-            record = next_record(merchant.merchant_id, dealer_id, day, terms, settle(terms, entries),
+            # Read after the records: anything booked in between is in the day read, so in the delta.
+            read = self._store.day(merchant.merchant_id, day, terms)
+            self._checkpoint(f"read:{merchant.merchant_id}")
+            if read.source != self._store.source:
+                self._log({"job": "settlement", "event": "read_entries", "day": report.day,
+                           "merchant_id": merchant.merchant_id, "why": "totals priced with other terms"})
+            record = next_record(merchant.merchant_id, dealer_id, day, terms, read.settlement,
                                  [s.record.settlement for s in stored])
             if record is None:
-                report.entries += len(entries)
+                report.entries += read.entries
                 report.unchanged += 1
                 return
             written = self._store.write(record, report.run_id, self._clock.now())
             self._checkpoint(f"write:{merchant.merchant_id}")
             if written:
-                report.entries += len(entries)
+                report.entries += read.entries
                 self._written(record, report)
                 return
             # Another run wrote this seq meanwhile: read again and settle what is left, if anything.

@@ -19,15 +19,17 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 
 
-class _Base(Model):
+class TableModel(Model):
+    """The base of every table's model (billing mode and region; the name prefix comes at bind time)."""
+
     class Meta:
         abstract = True
         billing_mode = "PAY_PER_REQUEST"
         region = "ap-east-1"
 
 
-class DealerModel(_Base):
-    class Meta(_Base.Meta):
+class DealerModel(TableModel):
+    class Meta(TableModel.Meta):
         table_name = "dealers"
 
     dealer_id = UnicodeAttribute(hash_key=True)
@@ -46,8 +48,8 @@ class MerchantsByDealer(GlobalSecondaryIndex["MerchantModel"]):
     merchant_id = UnicodeAttribute(range_key=True)
 
 
-class MerchantModel(_Base):
-    class Meta(_Base.Meta):
+class MerchantModel(TableModel):
+    class Meta(TableModel.Meta):
         table_name = "merchants"
 
     merchant_id = UnicodeAttribute(hash_key=True)
@@ -66,18 +68,18 @@ class MerchantModel(_Base):
     by_dealer = MerchantsByDealer()
 
 
-class ProviderModel(_Base):
+class ProviderModel(TableModel):
     """A service provider's own channel accounts (the bank of scheme 2), shared by its sub-merchants."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "providers"
 
     provider_id = UnicodeAttribute(hash_key=True)
     channels = JSONAttribute(default=dict)  # same shape as MerchantModel.channels
 
 
-class SiteModel(_Base):
-    class Meta(_Base.Meta):
+class SiteModel(TableModel):
+    class Meta(TableModel.Meta):
         table_name = "sites"
 
     site_id = UnicodeAttribute(hash_key=True)
@@ -85,8 +87,8 @@ class SiteModel(_Base):
     name = UnicodeAttribute()
 
 
-class EdgeAgentModel(_Base):
-    class Meta(_Base.Meta):
+class EdgeAgentModel(TableModel):
+    class Meta(TableModel.Meta):
         table_name = "edge_agents"
 
     agent_id = UnicodeAttribute(hash_key=True)
@@ -106,8 +108,19 @@ class TerminalsByAgent(GlobalSecondaryIndex["TerminalModel"]):
     terminal_id = UnicodeAttribute(range_key=True)
 
 
-class TerminalModel(_Base):
-    class Meta(_Base.Meta):
+class TerminalsByMerchant(GlobalSecondaryIndex["TerminalModel"]):
+    """A merchant's terminals with their link status: the operators' terminal list."""
+
+    class Meta:
+        index_name = "by_merchant"
+        projection = AllProjection()
+
+    merchant_id = UnicodeAttribute(hash_key=True)
+    terminal_id = UnicodeAttribute(range_key=True)
+
+
+class TerminalModel(TableModel):
+    class Meta(TableModel.Meta):
         table_name = "terminals"
 
     terminal_id = UnicodeAttribute(hash_key=True)
@@ -119,7 +132,12 @@ class TerminalModel(_Base):
     status = UnicodeAttribute(default="active")
     online = BooleanAttribute(default=False)
     last_seen_at = NumberAttribute(default=0)
+    # From the agents' status reports (store/terminals.py); None until an agent reported them:
+    terminal_offline_pending = NumberAttribute(null=True)  # records the terminal says it holds (HEARTBEAT)
+    agent_offline_pending = NumberAttribute(null=True)  # the terminal's records the agent holds for upload
+    status_reported_at = NumberAttribute(null=True)  # the cloud's clock when that report was stored
     by_agent = TerminalsByAgent()
+    by_merchant = TerminalsByMerchant()
 
 
 class OrderEventsByAgent(GlobalSecondaryIndex["OrderModel"]):
@@ -166,8 +184,8 @@ class OrdersByMerchantDay(GlobalSecondaryIndex["OrderModel"]):
     order_id = UnicodeAttribute(range_key=True)
 
 
-class OrderModel(_Base):
-    class Meta(_Base.Meta):
+class OrderModel(TableModel):
+    class Meta(TableModel.Meta):
         table_name = "orders"
 
     order_id = UnicodeAttribute(hash_key=True)
@@ -186,6 +204,9 @@ class OrderModel(_Base):
     paid_at = NumberAttribute(null=True)
     closed_at = NumberAttribute(null=True)
     refunded_fen = NumberAttribute(default=0)
+    # Merchant refunds sent to the platform and not yet confirmed or failed: held so that they and new
+    # refunds together never exceed the payment (store/refunds.py). Absent: nothing pending.
+    refund_pending_fen = NumberAttribute(null=True)
     opened_wallets = ListAttribute(of=UnicodeAttribute, default=list)
     qr = UnicodeAttribute(null=True)  # what the terminal shows: our aggregated URL or a channel's code URL
     qr_wechat = UnicodeAttribute(null=True)  # the channels' own code URLs once opened in that wallet
@@ -213,14 +234,14 @@ class LedgerByMerchantDay(GlobalSecondaryIndex["LedgerEntryModel"]):
     entry_ref = UnicodeAttribute(range_key=True)  # "<account_id>|<entry_id>", unique
 
 
-class LedgerEntryModel(_Base):
+class LedgerEntryModel(TableModel):
     """Immutable money movements. entry_id is deterministic, so a retried write is refused, not doubled.
 
     QR payments live in the order's own account ("order#<id>": payment, late payments, refunds),
     which spreads writes over partitions; the merchant-day index gathers them for settlement.
     """
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "ledger"
 
     account_id = UnicodeAttribute(hash_key=True)  # e.g. "order#<id>"
@@ -236,17 +257,20 @@ class LedgerEntryModel(_Base):
     channel_trade_no = UnicodeAttribute(null=True)
     business_date = UnicodeAttribute()  # Asia/Shanghai date
     created_at = NumberAttribute()
+    # Card payments only: the limit counters the payment moved, "<day>|<meal key or empty>"; a
+    # reversal gives them back (store/cards.py). Absent: it counted towards no limit.
+    card_counters = UnicodeAttribute(null=True)
     by_merchant_day = LedgerByMerchantDay()
 
 
-class DedupeModel(_Base):
+class DedupeModel(TableModel):
     """Permanent idempotency records for money: (terminal, txn), platform trade numbers.
 
     Edge request nonces live here too, with `expires_at`: those are not money and may be reused
     after their window (a conditional put checks expires_at; no TTL is relied upon).
     """
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "dedupe"
 
     dedupe_key = UnicodeAttribute(hash_key=True)
@@ -259,7 +283,7 @@ class DedupeModel(_Base):
 
 
 from chalicelib.store.card_models import CARD_MODELS  # noqa: E402 - declared in their own module
-from chalicelib.store.settlement_models import SETTLEMENT_MODELS  # noqa: E402 - they subclass _Base above
+from chalicelib.store.settlement_models import SETTLEMENT_MODELS  # noqa: E402 - they subclass TableModel above
 
 ALL_MODELS: tuple[type[Model], ...] = (
     DealerModel,

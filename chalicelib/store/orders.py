@@ -2,7 +2,9 @@
 
 Every state change is a conditional write on the order's current status (the transition's
 from_states), and every money change writes its ledger entry and its dedupe record in the same
-TransactWriteItems, so a retried or concurrent request can neither double nor lose a payment.
+TransactWriteItems, so a retried or concurrent request can neither double nor lose a payment. The same
+transaction ADDs the entry to its merchant-day's settlement totals (store/settlement_totals.py), so the
+totals are exactly the sum of the booked entries.
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.config import Settings
 from chalicelib.domain.clock import business_date
 from chalicelib.domain.orders import ACCEPT_LATE, CLOSE, MARK_PAID, Order, OrderKind, OrderStatus, Transition, Wallet
+from chalicelib.domain.settlement import section_of
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import DedupeModel, LedgerEntryModel, OrderModel
+from chalicelib.store.settlement_totals import TermsLookup, add_totals, entry_view, no_terms
 
 LATE_REFUND_PENDING = "PENDING"
 EXPIRY_SHARDS = 8  # spreads one hour's open orders over 8 index partitions (no hot key)
@@ -93,6 +97,7 @@ class StoredOrder:
     order: Order
     qr: str | None
     late_refund_pending: bool
+    refund_pending_fen: int = 0  # merchant refunds at the platform, not yet confirmed (store/refunds.py)
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,11 @@ class PaymentBooking:
 
 
 class OrderStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, terms_of: TermsLookup = no_terms) -> None:
+        """`terms_of(merchant_id)`: the merchant's settlement terms now, to price each entry's fee into
+        the merchant-day's running totals (store/settlement_totals.py) in the entry's own transaction."""
         self._settings = settings
+        self._terms_of = terms_of
 
     def _transaction(self) -> TransactWrite:
         return TransactWrite(connection=transaction_connection(self._settings))
@@ -122,7 +130,8 @@ class OrderStore:
             item = OrderModel.get(order_id, consistent_read=True)
         except DoesNotExist:
             return None
-        return StoredOrder(to_order(item), item.qr, item.late_refund == LATE_REFUND_PENDING)
+        return StoredOrder(to_order(item), item.qr, item.late_refund == LATE_REFUND_PENDING,
+                           int(item.refund_pending_fen or 0))
 
     def events_for_agent(self, agent_id: str, after_key: str, limit: int) -> list[tuple[str, Order]]:
         """Orders of this agent that became PAID or CLOSED, oldest first, with event_key > after_key."""
@@ -155,7 +164,7 @@ class OrderStore:
                 tx.save(item, condition=OrderModel.order_id.does_not_exist())
                 tx.save(dedupe, condition=DedupeModel.dedupe_key.does_not_exist())
         except TransactWriteError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -222,8 +231,9 @@ class OrderStore:
                 )
                 tx.save(entry, condition=LedgerEntryModel.entry_id.does_not_exist())
                 tx.save(dedupe, condition=DedupeModel.dedupe_key.does_not_exist())
+                self._add_totals(tx, entry)
         except TransactWriteError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise ConditionFailed(str(error)) from error
             raise
 
@@ -257,8 +267,9 @@ class OrderStore:
                               condition=OrderModel.order_id.exists())
                 tx.save(entry, condition=LedgerEntryModel.entry_id.does_not_exist())
                 tx.save(dedupe, condition=DedupeModel.dedupe_key.does_not_exist())
+                self._add_totals(tx, entry)
         except TransactWriteError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise ConditionFailed(str(error)) from error
             raise
 
@@ -277,10 +288,18 @@ class OrderStore:
                           else OrderModel.late_refund.remove())
                 tx.update(OrderModel(order_id), actions=[action], condition=OrderModel.order_id.exists())
                 tx.save(entry, condition=LedgerEntryModel.entry_id.does_not_exist())
+                self._add_totals(tx, entry)
         except TransactWriteError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise ConditionFailed(str(error)) from error
             raise
+
+    def _add_totals(self, tx: TransactWrite, entry: LedgerEntryModel) -> None:
+        """The entry's counters into its merchant-day's totals item, in the entry's transaction. Only
+        settled money is priced, so late payments never need the merchant's terms."""
+        view = entry_view(entry)
+        terms = self._terms_of(entry.merchant_id) if section_of(view) == "settled" else None
+        add_totals(tx, entry.merchant_id, entry.business_date, entry.order_id or entry.account_id, [view], terms)
 
     def close(self, order_id: str, now: float) -> None:
         """CREATED -> CLOSED; ConditionFailed when it was paid or closed meanwhile."""
@@ -312,6 +331,6 @@ def trade_dedupe_key(wallet: Wallet, trade_no: str) -> str:
     return f"trade#{wallet.value}#{trade_no}"
 
 
-def _is_condition_failure(error: TransactWriteError) -> bool:
+def is_condition_failure(error: TransactWriteError) -> bool:
     reasons = getattr(error, "cancellation_reasons", None) or []
     return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)

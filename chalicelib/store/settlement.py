@@ -2,10 +2,15 @@
 (each written once, with its dealer commission, in one TransactWriteItems) and the jobs' run records.
 
 Cost of a day: the job lists the merchants (one paged Scan of the small merchants table, a scheduled job's
-read, never a request path), then per merchant one Query of the ledger's by_merchant_day index (paged,
-projected to the five attributes settlement reads; a 1 MB page holds about 3,000 whole entries), one
-Query of its settlement records and, when something changed, one TransactWriteItems. So DynamoDB calls
-grow with merchants; only the bytes read grow with payments (bench/settlement measures both).
+read, never a request path), then per merchant one Query of its settlement records, one Query of its
+day's running totals (store/settlement_totals.py: 4 items per channel, written by the money transactions
+themselves) and, when something changed, one TransactWriteItems. So calls, bytes read and our CPU all
+grow with merchants, not with payments (bench/settlement measures it).
+
+The entries path (source="entries": one Query of the ledger's by_merchant_day index, paged, projected
+to the five attributes settlement reads) stays: it is the cross-check of the totals in tests, the
+operator's `--from-entries` re-run, and the fallback for a merchant-day whose totals were priced with
+other terms than the day settles with (a rate changed that day).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Iterator
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings
@@ -28,11 +33,14 @@ from chalicelib.domain.settlement import (
     Terms,
     commission_entry_id,
     record_key,
+    settle,
 )
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import LedgerEntryModel, MerchantModel
-from chalicelib.store.orders import ConditionFailed, _is_condition_failure
+from chalicelib.store.orders import ConditionFailed, is_condition_failure
+from chalicelib.domain.settlement_totals import settlement_from_totals
 from chalicelib.store.settlement_models import DealerLedgerModel, JobRunModel, ReconciliationModel, SettlementModel
+from chalicelib.store.settlement_totals import read_totals
 
 ENTRY_ATTRIBUTES = ["entry_ref", "kind", "amount_fen", "wallet", "channel"]  # entry_ref = "<account>|<entry id>"
 MERCHANT_ATTRIBUTES = ["merchant_id", "dealer_id", "scheme", "fee_rate_ppm", "dealer_share_ppm", "bank_binding"]
@@ -45,7 +53,7 @@ def conditional_transaction(settings: Settings) -> Iterator[TransactWrite]:
         with TransactWrite(connection=transaction_connection(settings)) as tx:
             yield tx
     except TransactWriteError as error:
-        if _is_condition_failure(error):
+        if is_condition_failure(error):
             raise ConditionFailed(str(error)) from error
         raise
 
@@ -60,6 +68,18 @@ class MerchantRow:
     fee_rate_ppm: int
     dealer_share_ppm: int
     bank_ids: tuple[tuple[str, str], ...] = ()  # scheme 2: (wallet, the bank's id of this sub-merchant)
+
+
+@dataclass(frozen=True)
+class DayRead:
+    """A merchant-day as settlement sees it, and where it came from ("totals" or "entries")."""
+
+    settlement: Settlement
+    entries: int
+    source: str
+
+
+SOURCES = ("totals", "entries")
 
 
 @dataclass(frozen=True)
@@ -100,9 +120,16 @@ def merchant_day_items(merchant_id: str, day: date, attributes: list[str],
 
 
 class SettlementStore:
-    def __init__(self, settings: Settings, page_size: int | None = None) -> None:
+    def __init__(self, settings: Settings, page_size: int | None = None, source: str = "totals") -> None:
+        if source not in SOURCES:
+            raise ValueError(f"source is one of {SOURCES}")
         self._settings = settings
         self._page_size = page_size  # None: DynamoDB's 1 MB pages; tests set a few entries to see paging
+        self._source = source
+
+    @property
+    def source(self) -> str:
+        return self._source
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -125,12 +152,30 @@ class SettlementStore:
         return MerchantRow(item.merchant_id, item.dealer_id, int(item.scheme), int(item.fee_rate_ppm),
                            int(item.dealer_share_ppm), ids)
 
+    def day(self, merchant_id: str, day: date, terms: Terms) -> DayRead:
+        """The merchant-day settled with `terms`: from its running totals (one Query), or from its
+        entries when so configured or when the totals cannot tell (priced with other terms)."""
+        if self._source == "totals":
+            found = settlement_from_totals(terms, read_totals(merchant_id, day.isoformat()))
+            if found is not None:
+                return DayRead(found[0], found[1], "totals")
+        entries = list(self.entries(merchant_id, day))
+        return DayRead(settle(terms, entries), len(entries), "entries")
+
     def entries(self, merchant_id: str, day: date) -> Iterator[EntryView]:
         """The merchant-day's ledger from the by_merchant_day index, page by page."""
         for item in merchant_day_items(merchant_id, day, ENTRY_ATTRIBUTES, self._page_size):
             account_id, _, entry_id = item["entry_ref"].partition("|")
             yield EntryView(account_id, entry_id, item["kind"], int(item["amount_fen"]), item.get("wallet"),
                             item.get("channel"))
+
+    def totals_agree(self, merchant_id: str, day: date, terms: Terms, entries: list[EntryView]) -> bool | None:
+        """Whether the day's running totals settle exactly as these entries (the day's whole ledger) do;
+        None when the totals were priced with other terms and cannot tell."""
+        found = settlement_from_totals(terms, read_totals(merchant_id, day.isoformat()))
+        if found is None:
+            return None
+        return found == (settle(terms, entries), len(entries))
 
     def records(self, merchant_id: str, day: date) -> list[StoredRecord]:
         query = SettlementModel.query(merchant_id, SettlementModel.record_key.startswith(f"{day.isoformat()}#"),
@@ -178,6 +223,48 @@ class SettlementStore:
 
 
 @dataclass(frozen=True)
+class PayoutRow:
+    """A settlement record's payout instruction and whether the bank has accepted it."""
+
+    merchant_id: str
+    record_key: str
+    payout_id: str
+    business_date: str
+    amount_fen: int
+    sent_at: float | None
+    bank_ref: str | None
+
+
+class PayoutStore:
+    """The payout instructions settlement wrote on its records, and their delivery to the bank."""
+
+    def of_day(self, day: date) -> list[PayoutRow]:
+        """Every record of the day that carries a payout (the by_day index; one page per ~thousand merchants)."""
+        rows = [PayoutRow(i.merchant_id, i.record_key, i.payout_id, i.business_date, int(i.payout_fen),
+                          float(i.payout_sent_at) if i.payout_sent_at is not None else None, i.payout_ref)
+                for i in SettlementModel.by_day.query(day.isoformat()) if i.payout_id]
+        return sorted(rows, key=lambda row: (row.merchant_id, row.record_key))
+
+    def sent(self, merchant_id: str, record_key: str) -> bool:
+        """Strongly consistent: the index may lag behind a mark written by a run a moment ago."""
+        item = SettlementModel.get(merchant_id, record_key, consistent_read=True,
+                                   attributes_to_get=["merchant_id", "record_key", "payout_sent_at"])
+        return item.payout_sent_at is not None
+
+    def mark_sent(self, row: PayoutRow, bank_ref: str, now: float) -> bool:
+        """Record the bank's acceptance once; False when an earlier run recorded it already."""
+        try:
+            SettlementModel(row.merchant_id, row.record_key).update(
+                actions=[SettlementModel.payout_sent_at.set(now), SettlementModel.payout_ref.set(bank_ref)],
+                condition=SettlementModel.record_key.exists() & SettlementModel.payout_sent_at.does_not_exist())
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+@dataclass(frozen=True)
 class DealerEntry:
     entry_id: str
     kind: str
@@ -219,7 +306,7 @@ class JobRunStore:
 # --- reconciliation ---------------------------------------------------------------------------
 
 RECON_ATTRIBUTES = ["account_id", "entry_id", "kind", "amount_fen", "wallet", "order_id", "channel_trade_no",
-                    "created_at"]
+                    "created_at", "channel"]
 
 
 @dataclass(frozen=True)
@@ -232,13 +319,17 @@ class LedgerLine:
     order_id: str | None
     channel_trade_no: str | None
     created_at: float
+    channel: str | None = None
+
+    def view(self) -> EntryView:
+        return EntryView(self.account_id, self.entry_id, self.kind, self.amount_fen, self.wallet, self.channel)
 
 
 def ledger_lines(merchant_id: str, day: date) -> Iterator[LedgerLine]:
     """The merchant-day's ledger with what reconciliation matches on (paged index query)."""
     for i in merchant_day_items(merchant_id, day, RECON_ATTRIBUTES):
         yield LedgerLine(i["account_id"], i["entry_id"], i["kind"], int(i["amount_fen"]), i.get("wallet"),
-                         i.get("order_id"), i.get("channel_trade_no"), float(i["created_at"]))
+                         i.get("order_id"), i.get("channel_trade_no"), float(i["created_at"]), i.get("channel"))
 
 
 _ITEM_FIELDS = {f.name for f in fields(Item)}

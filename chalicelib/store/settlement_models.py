@@ -10,6 +10,8 @@ Access patterns:
 - a dealer's ledger of a month (commission earned, licence fees owed): DealerLedgerModel by dealer_id,
   entry_id "<date>#<kind>#..." between the first and the last day of the month;
 - a merchant's licence: LicenceModel by merchant_id; a dealer's licences: LicenceModel.by_dealer;
+- a merchant-day's running totals (settlement): SettlementTotalsModel (store/settlement_totals.py) by
+  merchant_day, channel_shard "<channel>#<0..3>";
 - a job's run for a day: JobRunModel by run_id "<job>#<date>";
 - a merchant-day's differences and carried items: ReconciliationModel by merchant_day, item_key;
   every difference of a day: ReconciliationModel.by_day.
@@ -20,7 +22,8 @@ from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.store.models import _Base
+from chalicelib.store.models import TableModel
+from chalicelib.store.settlement_totals import SettlementTotalsModel
 
 
 class SettlementsByDay(GlobalSecondaryIndex["SettlementModel"]):
@@ -32,10 +35,11 @@ class SettlementsByDay(GlobalSecondaryIndex["SettlementModel"]):
     merchant_id = UnicodeAttribute(range_key=True)
 
 
-class SettlementModel(_Base):
-    """Immutable: one per (merchant, day, seq), written once with its payout and its commission entry."""
+class SettlementModel(TableModel):
+    """Immutable money: one per (merchant, day, seq), written once with its payout and its commission entry.
+    Only the payout's delivery is recorded later (payout_sent_at, payout_ref: set once, conditionally)."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "settlements"
 
     merchant_id = UnicodeAttribute(hash_key=True)
@@ -53,6 +57,8 @@ class SettlementModel(_Base):
     net_fen = NumberAttribute()
     payout_fen = NumberAttribute()
     payout_id = UnicodeAttribute(null=True)  # scheme 2: the bank's payout instruction, once per record
+    payout_sent_at = NumberAttribute(null=True)  # when the bank accepted the instruction (payout job)
+    payout_ref = UnicodeAttribute(null=True)  # the bank's reference of the accepted instruction
     lines = JSONAttribute()  # per channel: the ChannelLine fields
     reported = JSONAttribute()  # card, late and unknown kinds: shown, not settled
     run_id = UnicodeAttribute()
@@ -60,10 +66,10 @@ class SettlementModel(_Base):
     by_day = SettlementsByDay()
 
 
-class DealerLedgerModel(_Base):
+class DealerLedgerModel(TableModel):
     """A dealer's money with the platform: + commission earned, - licence fees owed. Immutable entries."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "dealer_ledger"
 
     dealer_id = UnicodeAttribute(hash_key=True)
@@ -85,10 +91,10 @@ class LicencesByDealer(GlobalSecondaryIndex["LicenceModel"]):
     merchant_id = UnicodeAttribute(range_key=True)
 
 
-class LicenceModel(_Base):
+class LicenceModel(TableModel):
     """A merchant deployment's licence: its current term; each term's fee is a dealer-ledger entry."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "licences"
 
     merchant_id = UnicodeAttribute(hash_key=True)
@@ -101,10 +107,10 @@ class LicenceModel(_Base):
     by_dealer = LicencesByDealer()
 
 
-class JobRunModel(_Base):
+class JobRunModel(TableModel):
     """Progress of a scheduled job for one day (not money: plain puts and updates)."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "job_runs"
 
     run_id = UnicodeAttribute(hash_key=True)  # "settlement#2026-11-18", "reconciliation#2026-11-18"
@@ -126,10 +132,10 @@ class DifferencesByDay(GlobalSecondaryIndex["ReconciliationModel"]):
     item_ref = UnicodeAttribute(range_key=True)  # "<merchant>|<item_key>"
 
 
-class ReconciliationModel(_Base):
+class ReconciliationModel(TableModel):
     """A difference found for a merchant-day, or an item carried to the next day's match."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         table_name = "reconciliation"
 
     merchant_day = UnicodeAttribute(hash_key=True)  # "<merchant>#<yyyy-mm-dd>"
@@ -147,5 +153,5 @@ class ReconciliationModel(_Base):
 
 
 SETTLEMENT_MODELS: tuple[type[Model], ...] = (
-    SettlementModel, DealerLedgerModel, LicenceModel, JobRunModel, ReconciliationModel,
+    SettlementModel, DealerLedgerModel, LicenceModel, JobRunModel, ReconciliationModel, SettlementTotalsModel,
 )

@@ -45,6 +45,9 @@ class FakeChannel:
     calls: list[tuple[str, str]] = field(default_factory=list)
     refunds: dict[str, RefundRequest] = field(default_factory=dict)
     next_answer: dict[str, ChannelState] = field(default_factory=dict)  # capability -> forced state once
+    # refunds: out_refund_no -> SUCCESS | PROCESSING | FAILED; new refunds take the next planned state
+    refund_states: dict[str, str] = field(default_factory=dict)
+    next_refund_states: list[str] = field(default_factory=list)
 
     def _forced(self, capability: str) -> ChannelResult | None:
         state = self.next_answer.pop(capability, None)
@@ -131,8 +134,28 @@ class FakeChannel:
         forced = self._forced("refund")
         if forced:
             return forced
-        self.refunds.setdefault(request.out_refund_no, request)  # the platform refunds an id once
-        return ChannelResult(ChannelState.SUCCESS, trade_no=f"RF{request.out_refund_no}")
+        if request.out_refund_no not in self.refunds:  # the platform refunds an id once
+            self.refunds[request.out_refund_no] = request
+            self.refund_states[request.out_refund_no] = self.next_refund_states.pop(0) if self.next_refund_states \
+                else "SUCCESS"
+        if self.refund_states[request.out_refund_no] == "SUCCESS":
+            return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, trade_no=f"RF{request.out_refund_no}")
+        return ChannelResult(ChannelState.SUCCESS, trade_no=f"RF{request.out_refund_no}", code="PROCESSING")
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelResult:
+        self.calls.append(("query_refund", out_refund_no))
+        forced = self._forced("query_refund")
+        if forced:
+            return forced
+        state = self.refund_states.get(out_refund_no)
+        if state is None:
+            return ChannelResult(ChannelState.FAIL, TradeStatus.NOT_FOUND, code="REFUNDNOTEXIST")
+        if state == "SUCCESS":
+            return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, trade_no=f"RF{out_refund_no}",
+                                 code=state)
+        if state == "FAILED":
+            return ChannelResult(ChannelState.FAIL, trade_no=f"RF{out_refund_no}", code="CHANGE")
+        return ChannelResult(ChannelState.UNKNOWN, trade_no=f"RF{out_refund_no}", code=state)
 
     # Notifications: JSON body, HMAC over the raw body in a header.
     def notification(self, out_trade_no: str, amount_fen: int | None = None, merchant_ref: str | None = None,

@@ -4,13 +4,18 @@ from __future__ import annotations
 import itertools
 from datetime import date, datetime, time
 
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.config import Settings
 from chalicelib.container import Container
 from chalicelib.domain.clock import BEIJING
 from chalicelib.domain.ids import new_order_id
 from chalicelib.domain.orders import Order, OrderKind, OrderStatus, Wallet
+from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import LedgerEntryModel
 from chalicelib.store.orders import PaymentBooking, ledger_entry
 from chalicelib.store.settlement_models import DealerLedgerModel, SettlementModel
+from chalicelib.store.settlement_totals import add_totals, entry_view
 from tests.support.world import World
 
 _txn = itertools.count(1)
@@ -51,11 +56,14 @@ def late_payment_refunded(container: Container, world: World, order: Order, amou
                                       still_pending=False)
 
 
-def card_entry(merchant_id: str, account: str, entry_id: str, amount_fen: int, when: float,
+def card_entry(settings: Settings, merchant_id: str, account: str, entry_id: str, amount_fen: int, when: float,
                kind: str = "CARD_PAYMENT", wallet: str = "cash") -> None:
     """A card ledger line as the IC-card module books it (account card#..., channel card)."""
-    ledger_entry(f"card#{account}", entry_id, merchant_id, when, amount_fen=amount_fen, kind=kind, wallet=wallet,
-                 channel="card", created_at=when).save()
+    entry = ledger_entry(f"card#{account}", entry_id, merchant_id, when, amount_fen=amount_fen, kind=kind,
+                         wallet=wallet, channel="card", created_at=when)
+    with TransactWrite(connection=transaction_connection(settings)) as tx:  # as the card store books it
+        tx.save(entry, condition=LedgerEntryModel.entry_id.does_not_exist())
+        add_totals(tx, merchant_id, entry.business_date, account, [entry_view(entry)], None)
 
 
 def settlement_rows(merchant_id: str) -> list[dict]:

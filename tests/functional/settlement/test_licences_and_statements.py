@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from chalice import Chalice
 from chalice.test import Client
 
-from chalicelib.api.statements import SECRET_ENV, mint_token, statements
+from chalicelib.api.statements import mint_token, statements
+from chalicelib.container import install
 from chalicelib.domain.errors import InvalidRequest, NotFound
 from chalicelib.domain.licences import renew
 from chalicelib.jobs.settlement import licence_service
@@ -80,8 +82,9 @@ def test_new_qr_orders_stop_after_the_grace_period_only(container, clock, world)
 
 
 @pytest.fixture
-def api(container, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv(SECRET_ENV, SECRET)
+def api(container):  # type: ignore[no-untyped-def]
+    # The deployment's setting: the container's Settings carry the secret (config.py reads it once).
+    install(replace(container, settings=replace(container.settings, statements_token_secret=SECRET)))
     app = Chalice("statements-test")
     app.register_blueprint(statements)
     with Client(app) as client:
@@ -134,6 +137,7 @@ def test_statements_as_csv_for_the_operator_and_the_merchants_dealer(container, 
     assert get(api, "/statements/merchants/M-NOBODY/daily?from=2026-05-06", operator)[0] == 404
 
 
-def test_no_secret_configured_refuses_everything(container, world, api, monkeypatch):
-    monkeypatch.delenv(SECRET_ENV)
+def test_no_secret_configured_refuses_everything(container, world, api):
+    install(container)  # the test's own container: Settings without a secret
+    assert container.settings.statements_token_secret is None
     assert get(api, f"/statements/dealers/{world.dealer_id}/monthly?month=2026-05", mint_token(""))[0] == 401

@@ -66,7 +66,7 @@ def test_a_day_of_several_merchants_with_hand_computed_numbers(container, clock,
     assert refunds.refund(a.merchant_id, big.order_id, 500, 1)["status"] == "REFUNDED"         # fee -3, share -1
     paid_order(container, b, 1999, at(D, 12), "alipay")               # scheme 1: fee 11.994 -> 12
     paid_order(container, b, 131, at(D, 13))                          # fee 0.786 -> 1
-    card_entry(c.merchant_id, "C1", "pay#T1#1#cash", -1500, at(D, 12))
+    card_entry(container.settings, c.merchant_id, "C1", "pay#T1#1#cash", -1500, at(D, 12))
     move_clock(clock, at(D + timedelta(days=1), 0, 40))
 
     report = make_settlement().run(D, [a.merchant_id, b.merchant_id, c.merchant_id])
@@ -152,7 +152,7 @@ def test_a_crash_after_any_step_then_a_re_run_gives_the_same_records(container, 
     move_clock(clock, at(D, 11))
     refunds.refund(bank_world.merchant_id, order.order_id, 999, 1)
     paid_order(container, direct_world, 131, at(D, 12))
-    card_entry(bank_world.merchant_id, "C9", "pay#T9#1#cash", -600, at(D, 12))
+    card_entry(container.settings, bank_world.merchant_id, "C9", "pay#T9#1#cash", -600, at(D, 12))
 
     def state() -> list:
         return [(settlement_rows(w.merchant_id), dealer_rows(w.dealer_id)) for w in worlds]
@@ -194,7 +194,7 @@ def test_a_day_read_in_many_pages_settles_the_same(container, bank_world, log_li
         paid_order(container, bank_world, amount, at(D, 9))
     counter = DynamoDBCallCounter(dynamodb_clients(container.settings) +
                                   [model._get_connection().connection.client for model in SETTLEMENT_MODELS])
-    paged = SettlementService(SettlementStore(container.settings, page_size=2), JobRunStore(), container.clock,
+    paged = SettlementService(SettlementStore(container.settings, page_size=2, source="entries"), JobRunStore(), container.clock,
                               log_lines.append)
 
     report = paged.run(D, [bank_world.merchant_id])

@@ -4,14 +4,17 @@ Reconciliation against the in-process sandbox (WeChat Pay v2, Alipay, the bank's
 
 The module runs on its own tables (prefix RECON_PREFIX), so the jobs' merchant list holds only the
 merchants seeded here, and the production Container (channels built from the directory, pointed at the
-sandbox). Time is real: Alipay checks request timestamps against its wall clock, so the services' clock
-is the system clock and the sandbox's clock is moved a day ahead only to publish "yesterday's" bills.
+sandbox). Time is a FixedClock on a past day (DAY), shared by the services and the sandbox: the sandbox
+checks Alipay's request timestamps and publishes a day's bills by that clock, so a test pays on DAY and
+moves the clock to the next morning to reconcile, whatever the real date.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time
 
 from chalicelib.container import Container
+from chalicelib.domain.clock import BEIJING, FixedClock
 from chalicelib.store.registry import ChannelAccount
 from sandbox import alipay, wechat_v2
 from sandbox.server import Sandbox
@@ -25,12 +28,19 @@ BANK_APP, BANK_SELLER, SUB_SELLER = "2021000000000302", "2088000000000302", "208
 TOKEN = "202611BBreconsub0000000000000309"
 
 
+# The module's business day: a fixed past Beijing day. The container and the sandbox share one FixedClock,
+# so trades, our records, the Alipay SDK's request timestamps and the sandbox's checks of them all agree.
+DAY = date(2026, 3, 10)
+DAY_START = datetime.combine(DAY, time(9, 0), BEIJING).timestamp()
+
+
 @dataclass
 class Stack:
     sandbox: Sandbox
     container: Container
     direct: World
     bank: World
+    clock: FixedClock
 
 
 def sandbox_accounts() -> dict:

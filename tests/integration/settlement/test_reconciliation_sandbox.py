@@ -4,7 +4,6 @@ then every kind of difference injected into the sandbox's bills (or our ledger) 
 from __future__ import annotations
 
 import itertools
-import time
 from datetime import datetime, timedelta
 
 from chalicelib.channels.base import ScanPayRequest
@@ -12,22 +11,12 @@ from chalicelib.domain.clock import BEIJING, business_date
 from chalicelib.domain.ids import new_order_id
 from chalicelib.domain.orders import Order, OrderKind, OrderStatus
 from chalicelib.jobs.settlement import reconciliation_service, settlement_service
-from chalicelib.services.refunds import RefundService
-from chalicelib.store.refunds import RefundStore
 from chalicelib.store.settlement import ReconciliationStore
 from tests.functional.settlement.ledger_support import paid_order
-from tests.integration.settlement.recon_support import SUB_MCH, SUB_SELLER, Stack
+from tests.integration.settlement.recon_support import DAY, SUB_MCH, SUB_SELLER, Stack
 
 WECHAT_CODE, ALIPAY_CODE = "134567890123451234", "281234567890121234"
 _txn = itertools.count(100_000)  # apart from ledger_support's txns on the same terminals
-
-
-def wait_clear_of_midnight() -> None:
-    """Bills are per Beijing day: do not start a day's payments in its last two minutes (bounded wait)."""
-    now = datetime.now(BEIJING)
-    to_midnight = (datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), BEIJING) - now).total_seconds()
-    if to_midnight < 120:
-        time.sleep(to_midnight + 1)
 
 
 def scan_pay(stack: Stack, world, amount: int, code: str) -> str:  # type: ignore[no-untyped-def]
@@ -38,14 +27,16 @@ def scan_pay(stack: Stack, world, amount: int, code: str) -> str:  # type: ignor
 
 
 def reconcile(stack: Stack, day):  # type: ignore[no-untyped-def]
-    """Run as at 10:00 the next day: the sandbox publishes the day's bills once it is over."""
-    real = stack.sandbox.ctx.clock
-    stack.sandbox.ctx.clock = lambda: real() + 86400
+    """Run as at 10:00 the next day (the sandbox publishes a day's bills once it is over), then come back
+    to the day, where the test goes on injecting differences. One clock for us and the sandbox."""
+    back_to = stack.clock.now()
+    next_morning = datetime.combine(day + timedelta(days=1), datetime.min.time().replace(hour=10), BEIJING)
+    stack.clock.advance(next_morning.timestamp() - back_to)
     try:
         return reconciliation_service(stack.container, log_line=lambda line: None, window_s=0).run(
             day, [stack.direct.merchant_id, stack.bank.merchant_id])
     finally:
-        stack.sandbox.ctx.clock = real
+        stack.clock.advance(back_to - stack.clock.now())
 
 
 def found(report) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
@@ -57,11 +48,10 @@ def sandbox_trade(stack: Stack, out_trade_no: str, platform: str):  # type: igno
 
 
 def test_a_clean_day_then_every_injected_difference(stack):
-    wait_clear_of_midnight()
-    day = business_date(time.time())
+    day = business_date(stack.clock.now())
+    assert day == DAY  # a fixed past day: the sandbox serves its bills whatever the real date
     container, direct, bank = stack.container, stack.direct, stack.bank
-    refunds = RefundService(container.orders, RefundStore(container.settings, container.dedupe), container.channels,
-                            container.clock)
+    refunds = container.refunds
     d_wechat = scan_pay(stack, direct, 1250, WECHAT_CODE)
     d_fee = scan_pay(stack, direct, 999, WECHAT_CODE)
     d_alipay = scan_pay(stack, direct, 2500, ALIPAY_CODE)
@@ -80,13 +70,14 @@ def test_a_clean_day_then_every_injected_difference(stack):
 
     # --- inject one of each kind ---------------------------------------------------------------
     wechat, _ = container.channels.for_merchant(direct.merchant_id, "wechat")
-    not_ours = new_order_id(time.time())
+    now = stack.clock.now()
+    not_ours = new_order_id(now)
     assert wechat.scan_pay(ScanPayRequest(not_ours, 777, "not through us", WECHAT_CODE)).ok  # MISSING_OURS
-    unbooked = Order(new_order_id(time.time()), direct.merchant_id, direct.terminal_id, direct.agent_id,
-                     next(_txn), 600, OrderKind.QR, OrderStatus.CREATED, time.time(), time.time() + 300)
+    unbooked = Order(new_order_id(now), direct.merchant_id, direct.terminal_id, direct.agent_id,
+                     next(_txn), 600, OrderKind.QR, OrderStatus.CREATED, now, now + 300)
     assert container.orders.create_once(unbooked, None, f"txn#{direct.terminal_id}#{unbooked.txn}", {}, "t")
     assert wechat.scan_pay(ScanPayRequest(unbooked.order_id, 600, "paid, never booked", WECHAT_CODE)).ok  # STATUS
-    phantom = paid_order(container, direct, 444, time.time(), "alipay")  # MISSING_THEIRS: the platform never saw it
+    phantom = paid_order(container, direct, 444, now, "alipay")  # MISSING_THEIRS: the platform never saw it
     sandbox_trade(stack, d_wechat, "wechat_v2").amount_fen = 1205  # AMOUNT_DIFFERS
     sandbox_trade(stack, d_fee, "wechat_v2").extra["fee_rate_ppm"] = 10_000  # FEE_DIFFERS: 9.99 fen, not 5.994
     bank_platform = stack.sandbox.ctx.platforms["bank"]
@@ -126,7 +117,7 @@ def test_a_clean_day_then_every_injected_difference(stack):
 
 
 def test_a_day_not_yet_published_is_unavailable_not_empty(stack):
-    today = business_date(time.time())
+    today = business_date(stack.clock.now())
     report = reconciliation_service(stack.container, log_line=lambda line: None).run(
         today, [stack.bank.merchant_id])  # the sandbox publishes today's Alipay bill and bank file tomorrow
     assert any(entry.startswith("bank:") for entry in report.unavailable)

@@ -13,6 +13,7 @@ def test_the_jobs_run_in_utc_for_beijing_business_days():
     app.register_blueprint(settlement_jobs)
     schedules = {e.name: e.schedule_expression.to_string() for e in app.event_sources}
     assert schedules == {"settle_previous_day": "cron(45 16 * * ? *)",   # 00:45 Beijing
+                         "send_previous_day_payouts": "cron(30 17 * * ? *)",  # 01:30 Beijing
                          "licence_warnings": "cron(0 1 * * ? *)",        # 09:00 Beijing
                          "reconcile_previous_day": "cron(0 2 * * ? *)"}  # 10:00 Beijing
     just_after_midnight_beijing = 1_795_019_400.0  # 2026-11-18 16:30 UTC = 2026-11-19 00:30 Beijing

@@ -19,8 +19,8 @@ BEIJING = timezone(timedelta(hours=8))
 BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
 
 
-def _bill_url(settings: dict, gateway: str, day: str) -> dict:
-    client = sdk_client(settings, gateway, timeout_s=3)
+def _bill_url(settings: dict, gateway: str, day: str, clock=time.time) -> dict:  # type: ignore[no-untyped-def]
+    client = sdk_client(settings, gateway, timeout_s=3, clock=clock)  # stamps requests with the sandbox's time
     return client.server_api(BILL_METHOD, {"bill_type": "trade", "bill_date": day})
 
 
@@ -45,7 +45,7 @@ def test_yesterdays_bill_lists_payments_and_refunds(sandbox, channel, isv_channe
     real_clock = sandbox.ctx.clock
     sandbox.ctx.clock = lambda: real_clock() + 86400  # tomorrow: today's bill is ready
     try:
-        answer = _bill_url(direct_settings, gateway, today)
+        answer = _bill_url(direct_settings, gateway, today, sandbox.ctx.clock)
     finally:
         sandbox.ctx.clock = real_clock
     assert answer["code"] == "10000"

@@ -9,6 +9,10 @@ Endpoints (paths as on api.weixin.qq.com and open.weixin.qq.com):
 Control:
     GET  /sandbox/wechat_mp/messages                                  every template message received
 
+Access tokens behave as WeChat's do: a new one for an app id leaves the previous ones valid for
+OLD_TOKEN_GRACE_S more, then only the newest works. `token_fetches[appid]` counts the fetches (tests
+check that containers share one token); `revoke_tokens(appid)` plays WeChat invalidating them.
+
 Errors are WeChat's JSON: 40001 invalid credential (wrong secret or token), 40013 invalid appid,
 40029 invalid code, 40037 invalid template_id, 40003 invalid openid, 47001 bad data. The openid of
 a consumer is the one sandbox.wechat_v2 uses for payments with the same app id.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import Counter
 from urllib.parse import urlencode
 
 from sandbox.http import Request, Response, Router
@@ -28,6 +33,7 @@ from sandbox.wechat_v2 import openid
 
 NAME = "wechat_mp"
 TOKEN_TTL_S = 7200
+OLD_TOKEN_GRACE_S = 300  # WeChat: the previous access token keeps working 5 minutes after a new one
 
 
 def make_app(secret: str | None = None, templates: tuple[str, ...] = ("TPL-RECHARGE",)) -> dict:
@@ -53,6 +59,14 @@ class WeChatMpPlatform:
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (appid, expires_at)
         self._codes: dict[str, tuple[str, str]] = {}  # code -> (appid, openid), used once
         self.messages: list[dict] = []
+        self.token_fetches: Counter[str] = Counter()  # appid -> access tokens handed out
+
+    def revoke_tokens(self, appid: str) -> None:
+        """Every token of the app stops working now (as when someone resets the app secret)."""
+        with self._lock:
+            for token, (owner, _) in list(self._tokens.items()):
+                if owner == appid:
+                    self._tokens[token] = (owner, 0.0)
 
     def register(self, router: Router) -> None:
         router.add("GET", "/cgi-bin/token", self._token)
@@ -78,8 +92,13 @@ class WeChatMpPlatform:
         if isinstance(found, Response):
             return found
         token = secrets.token_urlsafe(24)
+        now = self.ctx.clock()
         with self._lock:
-            self._tokens[token] = (found[0], self.ctx.clock() + TOKEN_TTL_S)
+            for old, (owner, expires_at) in list(self._tokens.items()):
+                if owner == found[0]:
+                    self._tokens[old] = (owner, min(expires_at, now + OLD_TOKEN_GRACE_S))
+            self._tokens[token] = (found[0], now + TOKEN_TTL_S)
+            self.token_fetches[found[0]] += 1
         return Response.json({"access_token": token, "expires_in": TOKEN_TTL_S})
 
     def _send_template(self, request: Request) -> Response:

@@ -87,7 +87,8 @@ class RawPayments:
             "merchant_id": {"S": self.merchant_id}, "merchant_day": {"S": f"{self.merchant_id}#{day}"},
             "entry_ref": {"S": f"{account}|pay#{source}#cash"}, "amount_fen": {"N": str(-amount_fen)},
             "kind": {"S": "CARD_PAYMENT"}, "wallet": {"S": "cash"}, "channel": {"S": "card"},
-            "channel_trade_no": {"S": source}, "business_date": {"S": day}, "created_at": {"N": str(now)}}}}
+            "channel_trade_no": {"S": source}, "business_date": {"S": day}, "created_at": {"N": str(now)},
+            "card_counters": {"S": f"{day}|"}}}}  # the limit counters the payment moved (a reversal gives them back)
         record = {"Put": {"TableName": dedupe, "ConditionExpression": "attribute_not_exists(dedupe_key)",
                           "ReturnValuesOnConditionCheckFailure": "ALL_OLD", "Item": {
                               "dedupe_key": {"S": f"txn#{source}"}, "kind": {"S": "card_txn"},

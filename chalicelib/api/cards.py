@@ -9,25 +9,34 @@ Operator endpoints (/cards/v1/...) use an interim token until the console's logi
 headers `X-ScanPay-Merchant: <merchant_id>` and `Authorization: Bearer <token>`, where the token's
 SHA-256 is stored with the merchant's canteen rules (CanteenRulesStore.set_operator_token). A
 wrong or missing token is 401 and changes nothing.
+
+That token is set (or rotated) by the platform operator or the merchant's own dealer with the
+console's statement token (api/statements.py: `operator.<mac>` or `dealer.<id>.<mac>`), at
+PUT /cards/v1/merchants/{merchant_id}/operator-token; the merchant's own operator cannot set it.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 
 from chalice import Blueprint, Response
 
 from chalicelib import container
 from chalicelib.api.edge_common import authenticate, authenticate_deferred, claimed_on_error, field, ok, terminal_of
+from chalicelib.api.operator_auth import operator_merchant
 from chalicelib.api.errors import domain_errors_to_http
 from chalicelib.api.notify import PLATFORM_CONTENT_TYPES
+from chalicelib.api.statements import Forbidden, caller_of
 from chalicelib.channels.base import HttpReply, NotificationRejected
 from chalicelib.domain.canteen_notice import check_template
 from chalicelib.domain.canteen_rules import terminal_params
-from chalicelib.domain.errors import DomainError, InvalidRequest, Unauthorized
+from chalicelib.domain.card_statement import date_range
+from chalicelib.domain.errors import DomainError, InvalidRequest, NotFound
 from chalicelib.services.card_admin import card_view
 from chalicelib.services.card_container import CardServices, card_services
 from chalicelib.services.card_recharge_alipay import AlipayRecharge
+from chalicelib.services.card_statement import page_to_csv, page_to_dict
 from chalicelib.store.card_exceptions import OfflineRecord
 
 cards = Blueprint(__name__)
@@ -112,13 +121,31 @@ def card_params() -> Response:
 
 def _operator() -> tuple[str, dict]:
     """The operator's merchant and the JSON body, or Unauthorized."""
-    request = cards.current_request
-    merchant_id = request.headers.get("x-scanpay-merchant", "")
-    auth = request.headers.get("authorization", "")
-    token = auth[7:] if auth[:7].lower() == "bearer " else ""
-    if not merchant_id or not token or not _services().rules.operator_token_ok(merchant_id, token):
-        raise Unauthorized("operator token required")
-    return merchant_id, _public_body()
+    return operator_merchant(cards.current_request.headers), _public_body()
+
+
+OPERATOR_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{24,128}$")  # enough entropy to be a bearer secret
+
+
+@cards.route("/cards/v1/merchants/{merchant_id}/operator-token", methods=["PUT"])
+@domain_errors_to_http
+def set_operator_token(merchant_id: str) -> Response:
+    """{"token": "<24..128 URL-safe characters>"}: the counter's operator token from now on (the old
+    one stops working). Platform operator or the merchant's dealer only; the token is not echoed.
+    Setting the same token again is a harmless repeat."""
+    caller = caller_of(cards.current_request.headers.get("authorization"),
+                       container.current().settings.statements_token_secret)
+    merchant = container.current().directory.merchant(merchant_id)
+    if merchant is None:
+        raise NotFound("no such merchant")
+    if caller.role == "dealer" and merchant.dealer_id != caller.dealer_id:
+        raise Forbidden("not one of your merchants")
+    token = field(_public_body(), "token", str)
+    if not OPERATOR_TOKEN.match(token):
+        raise InvalidRequest("token is 24..128 characters of A-Z a-z 0-9 . _ ~ -")
+    _services().rules.set_operator_token(merchant_id, token, container.current().clock.now())
+    log.info("operator token of %s set by %s %s", merchant_id, caller.role, caller.dealer_id)
+    return _json({"merchant_id": merchant_id, "operator_token_set": True})
 
 
 def _str_fields(body: dict, names: tuple[str, ...]) -> dict[str, str]:
@@ -188,6 +215,44 @@ def card_action(card_no: str, action: str) -> Response:
     raise InvalidRequest("action is lost, found, cancel, replace or recharge")
 
 
+@cards.route("/cards/v1/statements/cards/{card_no}", methods=["GET"])
+@domain_errors_to_http
+def card_statement(card_no: str) -> Response:
+    """?from=YYYY-MM-DD[&to=YYYY-MM-DD][&limit=1..500][&cursor=...][&format=csv]: the card's account
+    (which follows its holder across replaced cards) over Beijing dates. JSON pages carry
+    `next_cursor`; CSV is the whole range in one file."""
+    merchant_id, _ = _operator()
+    account_id, who = _services().statements.account_of_card(merchant_id, card_no)
+    return _statement(merchant_id, account_id, who, f"card-{card_no}")
+
+
+@cards.route("/cards/v1/statements/holders/{holder_id}", methods=["GET"])
+@domain_errors_to_http
+def holder_statement(holder_id: str) -> Response:
+    merchant_id, _ = _operator()
+    account_id, who = _services().statements.account_of_holder(merchant_id, holder_id)
+    return _statement(merchant_id, account_id, who, f"holder-{holder_id}")
+
+
+def _statement(merchant_id: str, account_id: str, who: dict, name: str) -> Response:
+    query = cards.current_request.query_params or {}
+    first, last = date_range(query.get("from"), query.get("to"))
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidRequest("format is json or csv")
+    limit_text = query.get("limit", "100")
+    if fmt == "json" and not limit_text.isdigit():
+        raise InvalidRequest("limit is a number")
+    limit = None if fmt == "csv" else int(limit_text)
+    page = _services().statements.page(merchant_id, account_id, first, last, limit, query.get("cursor"))
+    if fmt == "json":
+        return _json(page_to_dict(page, who))
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}-{first:%Y%m%d}-{last:%Y%m%d}.csv")
+    return Response(body=page_to_csv(page), status_code=200, headers={
+        "Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f'attachment; filename="{safe}"',
+        "Cache-Control": "no-store"})
+
+
 @cards.route("/cards/v1/reversals", methods=["POST"])
 @domain_errors_to_http
 def reverse_payment() -> Response:
@@ -242,6 +307,15 @@ def resolve_exception(terminal_id: str, txn: str) -> Response:
 
 
 # --- online recharge (the card holder's WeChat page) and its payment notification ------------
+
+@cards.route("/cards/v1/recharges/{recharge_id}", methods=["GET"])
+@domain_errors_to_http
+def get_recharge(recharge_id: str) -> Response:
+    """An online recharge as the counter sees it: PAID (and on which card), or REFUNDING / REFUNDED
+    when it was paid for an account closed meanwhile, with the refund's state."""
+    merchant_id, _ = _operator()
+    return _json(_services().online.recharge(merchant_id, recharge_id).to_dict())
+
 
 @cards.route("/cards/v1/notice-template", methods=["PUT"])
 @domain_errors_to_http

@@ -4,6 +4,10 @@ Pure: the card state of one read and 'now' in, a Charge (what to debit and which
 write must hold to) or a Refused code out. The store turns a Charge into one conditional
 transaction, so a concurrent payment that made this decision stale makes the write fail instead
 of breaking a limit.
+
+Offline records and reversals move the same day/meal counters (decide_offline, rollback): an
+offline meal counts towards the limits of the day and meal it was eaten in (its own time, Beijing),
+and a reversed payment gives back what it counted, so the holder may pay again.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class Charge:
     subsidy_fen: int
     cash_fen: int
     day: str  # Beijing date of this payment
-    meal: str | None  # "<date>#<meal code>", None outside meal periods
+    meal: str | None  # "<date>#<meal code>"; None outside meal periods (or an offline record of an earlier meal)
     day_fresh: bool  # the card's day counters are from an earlier day and restart with this payment
     meal_fresh: bool
     # Caps the counters must still be within when the write lands (None: no limit):
@@ -35,7 +39,7 @@ class Charge:
     day_count_cap: int | None = None
     meal_fen_cap: int | None = None
     meal_count_cap: int | None = None
-    counted: bool = True  # False: the limit counters are left alone (offline records)
+    counted: bool = True  # False: the counters are left alone (an offline record of an earlier day)
     overdraft: bool = False  # True: cash may go below zero (merchant policy for offline records)
 
 
@@ -86,9 +90,12 @@ def decide(rules: CanteenRules, card: CardState, terminal_id: str, amount_fen: i
                   day_fen_cap, day_count_cap, meal_fen_cap, meal_count_cap)
 
 
-def decide_offline(card: CardState, amount_fen: int, wallet_order: str, book_anyway: bool) -> Charge | Refused:
+def decide_offline(rules: CanteenRules, card: CardState, amount_fen: int, at: float,
+                   book_anyway: bool) -> Charge | Refused:
     """An offline record the edge already accepted: only what can have changed since is checked
-    (card status, balance); meal periods and limits were the edge's to apply at the time.
+    (card status, balance); meal periods and limits were the edge's to apply at the time, so the
+    limits never refuse it, but it counts towards them: the day and meal of `at` (the record's own
+    time) take its amount, unless the card's counters have moved on to a later period already.
     With `book_anyway` (merchant policy "book") a lost card or an overdraft is booked all the same."""
     if amount_fen <= 0:
         return Refused("ERR009")
@@ -96,8 +103,61 @@ def decide_offline(card: CardState, amount_fen: int, wallet_order: str, book_any
     # Only a lost card still holds its account; a cancelled or replaced one never takes a booking.
     if refusal and not (book_anyway and refusal == "ERR008"):
         return Refused(refusal)
-    parts = split(amount_fen, card.cash_fen, card.subsidy_fen, wallet_order, overdraft=book_anyway)
+    parts = split(amount_fen, card.cash_fen, card.subsidy_fen, rules.wallet_order, overdraft=book_anyway)
     if parts is None:
         return Refused("ERR007")
-    return Charge(amount_fen, parts.subsidy_fen, parts.cash_fen, card.day or "", card.meal, False, False,
-                  counted=False, overdraft=book_anyway)
+    when = beijing_datetime(at)
+    day = when.date().isoformat()
+    meal = rules.meal_at(when)
+    meal_key = f"{day}#{meal.code}" if meal else None
+    if card.day is not None and day < card.day:  # that day is over: its counters are gone
+        return Charge(amount_fen, parts.subsidy_fen, parts.cash_fen, day, None, False, False,
+                      counted=False, overdraft=book_anyway)
+    if meal_key is not None and not _meal_is_current_or_later(rules, card.meal, meal_key):
+        meal_key = None  # a meal before the one the card counts now: only the day takes it
+    return Charge(amount_fen, parts.subsidy_fen, parts.cash_fen, day, meal_key, card.day != day,
+                  meal_key is not None and card.meal != meal_key, overdraft=book_anyway)
+
+
+def _meal_is_current_or_later(rules: CanteenRules, counted: str | None, meal_key: str) -> bool:
+    """Whether the card's meal counters (`counted`, "<date>#<code>") may take a record of `meal_key`:
+    the same meal, or a later one (which restarts them). Meals of one day are ordered by their
+    start in the rules; a counted meal the rules no longer know is left alone."""
+    if counted is None or counted == meal_key:
+        return True
+    counted_day, _, counted_code = counted.partition("#")
+    day, _, code = meal_key.partition("#")
+    if counted_day != day:
+        return counted_day < day
+    starts = {m.code: m.start_min for m in rules.meal_periods}
+    return counted_code in starts and starts[counted_code] < starts[code]
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """What a reversal takes off the card's counters (each >= 0); all zero when they moved on."""
+
+    day_fen: int = 0
+    day_count: int = 0
+    meal_fen: int = 0
+    meal_count: int = 0
+
+    @property
+    def day_touched(self) -> bool:
+        return bool(self.day_fen or self.day_count)
+
+    @property
+    def meal_touched(self) -> bool:
+        return bool(self.meal_fen or self.meal_count)
+
+
+def rollback(card: CardState, day: str | None, meal: str | None, charged_fen: int) -> Rollback:
+    """A reversed payment that counted `charged_fen` (and one payment) in `day` and `meal` gives it
+    back where the card still counts that period; a period that is over restarts anyway. Never
+    below zero, whatever happened to the counters since."""
+    day_fen = day_count = meal_fen = meal_count = 0
+    if day is not None and card.day == day:
+        day_fen, day_count = min(charged_fen, card.day_fen), min(1, card.day_count)
+        if meal is not None and card.meal == meal:
+            meal_fen, meal_count = min(charged_fen, card.meal_fen), min(1, card.meal_count)
+    return Rollback(max(day_fen, 0), max(day_count, 0), max(meal_fen, 0), max(meal_count, 0))

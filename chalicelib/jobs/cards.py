@@ -29,3 +29,12 @@ def send_recharge_notices(event: object) -> dict:
     report = card_services(container.current()).online.retry_notices()
     log.info(json.dumps({"job": "send_recharge_notices", **report}))
     return report
+
+
+@card_jobs.schedule("rate(10 minutes)", name="refund_uncredited_recharges")
+def refund_uncredited_recharges(event: object) -> dict:
+    """Online recharges paid for an account closed meanwhile: their refund is asked again (the same
+    out_refund_no each time) until the channel accepts it."""
+    report = card_services(container.current()).online.retry_refunds()
+    log.info(json.dumps({"job": "refund_uncredited_recharges", **report}))
+    return report

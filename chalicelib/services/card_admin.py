@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Callable
 
+from chalicelib.domain.canteen_decision import rollback
 from chalicelib.domain.canteen_wallets import within_reversal_window
 from chalicelib.domain.cards import CardState, CardStatus, Wallet
 from chalicelib.domain.clock import Clock
@@ -18,7 +19,8 @@ from chalicelib.services.cards import repeat_answer, settle, txn_key
 from chalicelib.store.canteen_rules import CanteenRulesStore
 from chalicelib.store.card_holders import Holder, HolderStore
 from chalicelib.store.card_lifecycle import CardLifecycleStore, StatusChange
-from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, Outcome, Repeat
+from chalicelib.store.cards import (Booked, CardStore, EntrySpec, Movement, Outcome, Repeat, counted_periods,
+                                    rollback_update)
 
 ATTEMPTS = 8
 
@@ -179,7 +181,9 @@ class CardAdminService:
 
     def reverse(self, merchant_id: str, terminal_id: str, txn: int) -> dict:
         """纠错: a wrong payment is corrected by a new entry crediting back what it took, per wallet,
-        within the merchant's reversal window. Once per payment."""
+        within the merchant's reversal window. Once per payment (the reversal's dedupe record and
+        entries are conditional puts in its transaction). The day/meal limit counters the payment
+        moved are given back in the same transaction, where the card still counts that period."""
         stored = self._cards.stored_answer(txn_key(terminal_id, txn))
         if stored is None or stored.kind not in ("card_txn", "card_offline") or not stored.answer.get("ok"):
             raise NotFound("no card payment with this terminal and txn")
@@ -199,6 +203,7 @@ class CardAdminService:
             return repeat_answer(done, digest)
         credits = {Wallet(e.wallet): -int(e.amount_fen) for e in entries}
         amount = sum(credits.values())
+        day, meal = counted_periods(entries[0])  # every entry of a payment carries the same tag
         answers: list[dict] = []
 
         def attempt(live: CardState) -> Outcome:
@@ -211,8 +216,10 @@ class CardAdminService:
             answers.append(answer)
             specs = tuple(EntrySpec(f"rev#{terminal_id}#{txn}#{w.value}", w, fen, "REVERSAL", f"{terminal_id}#{txn}")
                           for w, fen in credits.items())
+            counters, condition = rollback_update(live, rollback(live, day, meal, amount))
             return self._cards.credit(live, credits, Movement(merchant_id, account_id, self._clock.now(), specs,
-                                                              key, "card_reversal", answer, digest))
+                                                              key, "card_reversal", answer, digest),
+                                      extra_actions=counters, extra_condition=condition)
 
         repeat = credit_until_booked(self._cards.live_card_of_account(account_id), attempt, digest)
         return repeat if repeat is not None else answers[-1]

@@ -11,8 +11,10 @@ from functools import cached_property
 from chalicelib.container import Container
 from chalicelib.services.card_admin import CardAdminService
 from chalicelib.services.card_jsapi import JsapiPrepay, WeChatJsapi
+from chalicelib.services.card_mp_token import MpTokens
 from chalicelib.services.card_offline import OfflineService
 from chalicelib.services.card_recharge import Mp, OnlineRechargeService
+from chalicelib.services.card_statement import CardStatementService
 from chalicelib.services.card_subsidy import SubsidyService
 from chalicelib.services.card_wechat_mp import WeChatMp
 from chalicelib.services.cards import CardPaymentService
@@ -21,6 +23,7 @@ from chalicelib.store.card_blacklist import BlacklistStore
 from chalicelib.store.card_exceptions import CardExceptionStore
 from chalicelib.store.card_holders import HolderStore
 from chalicelib.store.card_lifecycle import CardLifecycleStore
+from chalicelib.store.card_mp_tokens import MpTokenStore
 from chalicelib.store.card_recharges import RechargeStore
 from chalicelib.store.cards import CardStore
 
@@ -62,6 +65,10 @@ class CardServices:
         return CardAdminService(self.cards, self.holders, self.lifecycle, self.rules, self.container.clock)
 
     @cached_property
+    def statements(self) -> CardStatementService:
+        return CardStatementService(self.cards, self.admin)
+
+    @cached_property
     def exceptions(self) -> CardExceptionStore:
         return CardExceptionStore(self.container.settings)
 
@@ -75,12 +82,18 @@ class CardServices:
 
     @cached_property
     def recharges(self) -> RechargeStore:
-        return RechargeStore()
+        return RechargeStore(self.container.settings)
 
     @cached_property
     def mp(self) -> Mp:
         settings = self.container.settings
-        return self._mp or WeChatMp(self.container.directory, settings.channel_gateway, settings.channel_timeout_s)
+        return self._mp or WeChatMp(self.container.directory, settings.channel_gateway, self.mp_tokens,
+                                    settings.channel_timeout_s)
+
+    @cached_property
+    def mp_tokens(self) -> MpTokens:
+        """The 服务号 access tokens, shared with every other container through DynamoDB."""
+        return MpTokens(MpTokenStore(), self.container.sealer, self.container.clock.now, self.container.sleep)
 
     @cached_property
     def online(self) -> OnlineRechargeService:
@@ -88,7 +101,7 @@ class CardServices:
         jsapi = self._jsapi or WeChatJsapi(self.container.directory, settings.channel_gateway,
                                            settings.channel_timeout_s)
         return OnlineRechargeService(self.cards, self.holders, self.recharges, self.rules, jsapi, self.mp,
-                                     self.container.clock, settings.public_base_url)
+                                     self.container.clock, settings.public_base_url, self.container.channels)
 
 
 _lock = threading.Lock()

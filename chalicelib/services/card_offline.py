@@ -5,6 +5,9 @@ cloud booked online while the edge timed out and decided offline is found by its
 and accepted without a second booking. A record that now breaks a rule (a lost card, an
 overdraft) is booked anyway when the merchant's policy says "book", else kept as an exception for
 the merchant to resolve: either way it is never dropped, and the agent may forget it.
+
+A booked record moves the card's day/meal limit counters like an online payment, for the day and
+meal of its own time (Asia/Shanghai); the limits never refuse it (the meal was served already).
 """
 from __future__ import annotations
 
@@ -66,15 +69,16 @@ class OfflineService:
         if card is None:
             raise Conflict("the card holds no account: dismiss the exception")
         key = f"exception#{merchant_id}#{terminal_id}#{txn}"
-        wallet_order = self._rules.rules(merchant_id).wallet_order
+        rules = self._rules.rules(merchant_id)
         answers: list[dict] = []
 
         def attempt(card: CardState | None) -> object:
-            decision = decide_offline(card, record.amount_fen, wallet_order, True) if card else Refused("ERR001")
+            at = booking_time(record.ts, self._clock.now())
+            decision = decide_offline(rules, card, record.amount_fen, at, True) if card else Refused("ERR001")
             if isinstance(decision, Refused):
                 raise Conflict(f"cannot book: {decision.code}")
             answers.append(paid_answer(decision.charged_fen, card.balance_fen - decision.charged_fen))
-            movement = Movement(merchant_id, card.account_id, booking_time(record.ts, self._clock.now()),
+            movement = Movement(merchant_id, card.account_id, at,
                                 payment_entries(terminal_id, txn, decision, "CARD_PAYMENT_OFFLINE"), key,
                                 "card_exception_booked", answers[-1], "")
             return self._cards.book_payment(card, decision, movement, also=self._exceptions.close_action(
@@ -97,13 +101,14 @@ class OfflineService:
         answers: list[dict] = []
 
         def attempt(card: CardState | None) -> object:
-            decision = decide_offline(card, record.amount_fen, rules.wallet_order, book_anyway) if card else Refused("ERR001")
+            # The record's own time decides its ledger day and the day/meal counters it moves.
+            at = booking_time(record.ts, self._clock.now())
+            decision = decide_offline(rules, card, record.amount_fen, at, book_anyway) if card else Refused("ERR001")
             if isinstance(decision, Refused):
                 return decision
             answers.append(paid_answer(decision.charged_fen, card.balance_fen - decision.charged_fen) | {"offline": True})
-            now = self._clock.now()
             return self._cards.book_payment(card, decision, Movement(
-                merchant_id, card.account_id, booking_time(record.ts, now),
+                merchant_id, card.account_id, at,
                 payment_entries(record.terminal_id, record.txn, decision, "CARD_PAYMENT_OFFLINE"),
                 key, "card_offline", answers[-1], digest))
 

@@ -5,15 +5,22 @@ The credit, the recharge order's CREATED -> PAID and the platform-trade dedupe r
 transaction, so a repeated or concurrent notification books nothing twice. The template message is
 sent after that transaction: a failed send never undoes the recharge; it stays PENDING, is retried
 by the card_jobs schedule, and after MAX_NOTICE_ATTEMPTS it is FAILED, visible for a person.
+
+The credit lands on the card now holding the account (the new one after a replacement). When the
+account was closed between the start and the notification (the card cancelled), the money is not
+kept: the recharge becomes REFUNDING in one transaction (store/card_recharges.py), the refund is
+asked of the channel at once with the out_refund_no derived from the recharge, and the card job
+retries it until the channel accepts it (REFUNDED); after MAX_REFUND_ATTEMPTS it waits, FAILED and
+visible, for a person. The notification is acknowledged either way: the payment is recorded.
 """
 from __future__ import annotations
 
 import logging
 from typing import Protocol
 
-from chalicelib.channels.base import PaymentNotice
+from chalicelib.channels.base import PaymentNotice, RefundRequest
 from chalicelib.domain.canteen_notice import CLASSIC_FIELDS, RechargeFacts, template_data
-from chalicelib.domain.cards import CardState, Wallet
+from chalicelib.domain.cards import LIVE_STATUSES, CardState, Wallet
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.errors import Conflict, NotConfigured, NotFound
 from chalicelib.domain.ids import new_order_id
@@ -22,13 +29,20 @@ from chalicelib.services.card_jsapi import JsapiPrepay
 from chalicelib.services.card_wechat_mp import NoticeFailed
 from chalicelib.store.canteen_rules import CanteenRulesStore
 from chalicelib.store.card_holders import Holder, HolderStore
-from chalicelib.store.card_recharges import CREATED, PAID, Recharge, RechargeStore
 from chalicelib.services.cards import settle
+from chalicelib.services.ports import Channels
+from chalicelib.store.card_recharges import CREATED, PAID, REFUNDED, REFUNDING, Recharge, RechargeStore
 from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, OtherFailed, Repeat
 
 log = logging.getLogger(__name__)
 MAX_NOTICE_ATTEMPTS = 8
+MAX_REFUND_ATTEMPTS = 24  # the job runs every 10 minutes: about four hours before a person is asked
 ATTEMPTS = 8
+REFUND_REASON = "饭卡账户已注销，充值退回"
+
+
+class _NoAccount:
+    """The recharge's account has no live card any more: it was closed."""
 
 
 class TemplateSender(Protocol):
@@ -43,7 +57,9 @@ class Mp(TemplateSender, Protocol):
 
 class OnlineRechargeService:
     def __init__(self, cards: CardStore, holders: HolderStore, recharges: RechargeStore, rules: CanteenRulesStore,
-                 jsapi: JsapiPrepay, mp: Mp, clock: Clock, public_base_url: str) -> None:
+                 jsapi: JsapiPrepay, mp: Mp, clock: Clock, public_base_url: str,
+                 channels: Channels | None = None) -> None:
+        self._channels = channels  # refunds of recharges paid for a closed account
         self._cards = cards
         self._holders = holders
         self._recharges = recharges
@@ -102,22 +118,36 @@ class OnlineRechargeService:
             raise Conflict("the amount paid is not the recharge's")
         if not notice.paid:
             return "IGNORED"
-        if recharge.status == PAID:
+        if recharge.status != CREATED:
             return "DUPLICATE"
+
         def attempt(card: CardState | None) -> object:
-            if card is None:
-                # Paid for an account closed meanwhile: never lost, the console must refund it.
-                log.error("recharge %s paid for closed account %s", recharge.recharge_id, recharge.account_id)
-                raise Conflict("the card account was closed: refund this recharge")
+            if card is None or card.status not in LIVE_STATUSES:
+                # Replaced meanwhile: the account is on its new card; cancelled: it is closed.
+                card = self._live_card(recharge)
+                if card is None:
+                    return _NoAccount()
             return self._credit(card, recharge, notice)
 
-        outcome, _ = settle(self._cards.live_card_of_account(recharge.account_id), attempt, ATTEMPTS)
+        outcome, _ = settle(self._live_card(recharge), attempt, ATTEMPTS)
         if isinstance(outcome, Booked):
             self.send_notice(recharge.recharge_id)
             return "PAID"
+        if isinstance(outcome, _NoAccount):
+            return self._uncredited(recharge, notice)
         if isinstance(outcome, (Repeat, OtherFailed)):
             return "DUPLICATE"  # another delivery of this notification booked it
         raise Conflict("the card is busy; the platform will notify again" if outcome is None else str(outcome))
+
+    def _live_card(self, recharge: Recharge) -> CardState | None:
+        """The card holding the recharge's account now. The holder item names it (read consistently;
+        the by_account index may not show a card replaced a moment ago), the index is the fallback."""
+        holder = self._holders.get(recharge.holder_id)
+        if holder is not None and holder.card_no and holder.account_id == recharge.account_id:
+            card = self._cards.get(recharge.merchant_id, holder.card_no)
+            if card is not None and card.status in LIVE_STATUSES and card.account_id == recharge.account_id:
+                return card
+        return self._cards.live_card_of_account(recharge.account_id)
 
     def _credit(self, card: CardState, recharge: Recharge, notice: PaymentNotice):  # type: ignore[no-untyped-def]
         now = self._clock.now()
@@ -128,7 +158,55 @@ class OnlineRechargeService:
                             f"trade#{recharge.wallet}#{notice.trade_no}", "card_recharge_trade", answer)
         notify = bool(recharge.openid and self._rules.template(recharge.merchant_id).get("template_id"))
         return self._cards.credit(card, {Wallet.CASH: recharge.amount_fen}, movement,
-                                  also=self._recharges.paid_action(recharge, notice.trade_no, notice.paid_at, notify))
+                                  also=self._recharges.paid_action(recharge, notice.trade_no, notice.paid_at, notify,
+                                                                   card.card_no))
+
+    # --- paid for a closed account: refunded through the channel ----------------------------
+
+    def _uncredited(self, recharge: Recharge, notice: PaymentNotice) -> str:
+        log.warning("recharge %s paid for closed account %s: refunding", recharge.recharge_id, recharge.account_id)
+        if not self._recharges.uncredited(recharge, notice.trade_no, notice.paid_at,
+                                          f"trade#{recharge.wallet}#{notice.trade_no}", self._clock.now()):
+            return "DUPLICATE"  # another delivery of this notification recorded it
+        return self.refund_uncredited(recharge.recharge_id)
+
+    def refund_uncredited(self, recharge_id: str) -> str:
+        """Ask the channel to refund a REFUNDING recharge (again: the same out_refund_no every time,
+        so a retry after an UNKNOWN answer refunds once). Returns the recharge's status after."""
+        recharge = self._recharges.get(recharge_id)
+        if recharge is None or recharge.status != REFUNDING or not recharge.out_refund_no:
+            return recharge.status if recharge else "NOT_FOUND"
+        found = self._channels.for_merchant(recharge.merchant_id, recharge.wallet) if self._channels else None
+        if found is None:
+            error, give_up = "no channel for the refund", recharge.refund_attempts + 1 >= MAX_REFUND_ATTEMPTS
+        else:
+            channel, _ = found
+            result = channel.refund(RefundRequest(recharge.recharge_id, recharge.out_refund_no, recharge.amount_fen,
+                                                  recharge.amount_fen, REFUND_REASON))
+            if result.ok:
+                self._recharges.refunded(recharge, result.trade_no, self._clock.now())
+                return REFUNDED
+            error = f"{result.state.value} {result.code} {result.message}".strip()
+            give_up = recharge.refund_attempts + 1 >= MAX_REFUND_ATTEMPTS
+        log.warning("recharge %s refund failed (attempt %d): %s", recharge_id, recharge.refund_attempts + 1, error)
+        self._recharges.refund_failed(recharge_id, error, give_up)
+        return REFUNDING
+
+    def retry_refunds(self) -> dict:
+        refunded = pending = 0
+        for recharge_id in list(self._recharges.refunds()):
+            if self.refund_uncredited(recharge_id) == REFUNDED:
+                refunded += 1
+            else:
+                pending += 1
+        return {"refunded": refunded, "pending": pending}
+
+    def recharge(self, merchant_id: str, recharge_id: str) -> Recharge:
+        """One recharge of this merchant (the console's view), or NotFound."""
+        recharge = self._recharges.get(recharge_id)
+        if recharge is None or recharge.merchant_id != merchant_id:
+            raise NotFound("no such recharge")
+        return recharge
 
     # --- 充值成功通知 -------------------------------------------------------------------------
 

@@ -43,11 +43,12 @@ class SubsidyService:
         self._clock = clock
 
     def run(self) -> list[SubsidyReport]:
-        """The scheduled entry: every merchant with canteen rules, on the first days of a month."""
+        """The scheduled entry: every merchant whose rules grant a monthly subsidy (an index
+        query, no Scan), on the first days of a month."""
         now = self._clock.now()
         if business_date(now).day > GRANT_DAYS:
             return []
-        return [self.grant_month(m, month_of(now)) for m in self._rules.merchants()]
+        return [self.grant_month(m, month_of(now)) for m in self._rules.subsidised_merchants()]
 
     def grant_month(self, merchant_id: str, month: str) -> SubsidyReport:
         rules = self._rules.rules(merchant_id)

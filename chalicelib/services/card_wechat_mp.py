@@ -5,8 +5,10 @@ The app id and its secret are the merchant's WeChat channel settings (`appid`, a
 sealed with the other secrets). `gateway` (CHANNEL_GATEWAY) points the SDK at the sandbox locally;
 None keeps WeChat's own hosts. wechatpy is imported lazily (it is not needed on the payment path).
 
-Access tokens are cached per client in the container's memory (wechatpy's MemoryStorage); see the
-issue note: a token shared across containers in DynamoDB is the production follow-up.
+The access token is shared by all containers through DynamoDB (services/card_mp_token.py): the
+client asks MpTokens for it instead of fetching its own, and a token WeChat refuses as invalid
+(40001, 40014, 42001) is replaced once and the call retried once (wechatpy's own retry, which would
+fetch per container and recurse while WeChat refuses, is off).
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import threading
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest, NotConfigured
+from chalicelib.services.card_mp_token import MpTokens, TokenUnavailable
 from chalicelib.store.directory import Directory
 
 WECHAT_API = "https://api.weixin.qq.com"
 WECHAT_OPEN = "https://open.weixin.qq.com"
+INVALID_TOKEN = (40001, 40014, 42001)  # invalid credential, invalid token, expired token
 
 
 class NoticeFailed(Exception):
@@ -31,22 +35,37 @@ def _sdk() -> tuple[type, type]:
     from wechatpy.oauth import WeChatOAuth
 
     class GatewayClient(WeChatClient):
-        """WeChatClient whose token URL follows API_BASE_URL (wechatpy hard-codes WeChat's host there)."""
+        """WeChatClient whose token URL follows API_BASE_URL (wechatpy hard-codes WeChat's host there)
+        and whose access token comes from the shared MpTokens."""
 
-        def __init__(self, appid: str, secret: str, api_base: str, timeout: float) -> None:
-            super().__init__(appid, secret, timeout=timeout)
+        def __init__(self, appid: str, secret: str, api_base: str, timeout: float, tokens: MpTokens) -> None:
+            super().__init__(appid, secret, timeout=timeout, auto_retry=False)
             self.API_BASE_URL = f"{api_base}/cgi-bin/"  # this instance only
+            self._tokens = tokens
+
+        @property
+        def access_token(self) -> str:  # type: ignore[override]
+            return self._tokens.token(self.appid, self.fetch_new_token)
+
+        def renew_access_token(self) -> str:
+            return self._tokens.invalidate(self.appid, self.fetch_new_token)
+
+        def fetch_new_token(self) -> tuple[str, int]:
+            """One fetch from WeChat (only MpTokens calls this, for every container at once)."""
+            answer = self._fetch_access_token(url=f"{self.API_BASE_URL}token", params={
+                "grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
+            return str(answer["access_token"]), int(answer.get("expires_in", 7200))
 
         def fetch_access_token(self) -> Any:
-            return self._fetch_access_token(url=f"{self.API_BASE_URL}token", params={
-                "grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
+            self.renew_access_token()
 
     return GatewayClient, WeChatOAuth
 
 
 class WeChatMp:
-    def __init__(self, directory: Directory, gateway: str | None, timeout_s: float = 5.0) -> None:
+    def __init__(self, directory: Directory, gateway: str | None, tokens: MpTokens, timeout_s: float = 5.0) -> None:
         self._directory = directory
+        self._tokens = tokens
         self._api = gateway.rstrip("/") if gateway else WECHAT_API
         self._open = gateway.rstrip("/") if gateway else WECHAT_OPEN
         self._timeout = timeout_s
@@ -65,7 +84,8 @@ class WeChatMp:
             client = self._clients.get(merchant_id)
             if client is None:
                 appid, secret = self._credentials(merchant_id)
-                client = self._clients[merchant_id] = _sdk()[0](appid, secret, self._api, self._timeout)
+                client = self._clients[merchant_id] = _sdk()[0](appid, secret, self._api, self._timeout,
+                                                                self._tokens)
             return client
 
     def send_template(self, merchant_id: str, openid: str, template_id: str, data: dict, url: str = "") -> int:
@@ -73,10 +93,19 @@ class WeChatMp:
         from wechatpy.exceptions import WeChatException
         from requests import RequestException
 
+        client = self._client(merchant_id)
         try:
-            answer = self._client(merchant_id).message.send_template(openid, template_id, data, url=url or None)
-        except (WeChatException, RequestException, ValueError) as error:
+            try:
+                answer = client.message.send_template(openid, template_id, data, url=url or None)
+            except WeChatException as error:
+                if getattr(error, "errcode", None) not in INVALID_TOKEN:
+                    raise
+                client.renew_access_token()  # once for all containers; then one more try
+                answer = client.message.send_template(openid, template_id, data, url=url or None)
+        except (WeChatException, RequestException, ValueError, KeyError) as error:
             raise NoticeFailed(_describe(error)) from error
+        except TokenUnavailable as error:
+            raise NoticeFailed(str(error)) from error
         return int(answer.get("msgid", 0))
 
     def _oauth(self, merchant_id: str, redirect_uri: str = "", state: str = "") -> Any:

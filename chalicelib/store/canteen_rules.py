@@ -14,6 +14,13 @@ from chalicelib.domain.errors import Conflict
 from chalicelib.store.card_models import CanteenRulesModel
 
 
+SUBSIDY_MONTHLY = "monthly"
+
+
+def has_monthly_subsidy(rules: CanteenRules) -> bool:
+    return any(c.monthly_subsidy_fen for c in rules.classes.values())
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -61,13 +68,16 @@ class CanteenRulesStore:
         if expected_version is not None and expected_version != version:
             raise Conflict(f"rules are at version {version}")
         rules = rules_from_dict(raw, version + 1)
+        # Kept with the rules in the same write, so the subsidy job's index never disagrees with them.
+        subsidy = (CanteenRulesModel.subsidy_grants.set(SUBSIDY_MONTHLY) if has_monthly_subsidy(rules)
+                   else CanteenRulesModel.subsidy_grants.remove())
         condition = CanteenRulesModel.version == version
         if version == 0:  # no rules yet: the item may be missing or hold only the operator token
             condition = condition | CanteenRulesModel.version.does_not_exist()
         try:
             CanteenRulesModel(merchant_id).update(
                 actions=[CanteenRulesModel.rules.set(raw), CanteenRulesModel.version.set(version + 1),
-                         CanteenRulesModel.updated_at.set(now)], condition=condition)
+                         CanteenRulesModel.updated_at.set(now), subsidy], condition=condition)
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 raise Conflict("rules changed meanwhile") from error
@@ -90,10 +100,10 @@ class CanteenRulesStore:
         expected = item.operator_token_sha256 if item else None
         return bool(expected) and hmac.compare_digest(expected, token_digest(token))
 
-    def merchants(self) -> list[str]:
-        """Merchants with canteen settings. A Scan: for the monthly subsidy job only (one small item
-        per merchant), never on a request path."""
-        return [item.merchant_id for item in CanteenRulesModel.scan(attributes_to_get=["merchant_id"])]
+    def subsidised_merchants(self) -> list[str]:
+        """Merchants whose rules grant a monthly subsidy: a Query of the sparse `with_subsidy` index
+        (keys only, one item per such merchant), for the monthly subsidy job."""
+        return [item.merchant_id for item in CanteenRulesModel.with_subsidy.query(SUBSIDY_MONTHLY)]
 
     def _item_fresh(self, merchant_id: str) -> CanteenRulesModel | None:
         try:

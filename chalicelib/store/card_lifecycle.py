@@ -30,6 +30,7 @@ from chalicelib.store.cards import (
 )
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import LedgerEntryModel
+from chalicelib.store.settlement_totals import add_card_totals
 
 ATTEMPTS = 5  # only a concurrent blacklist change of the same merchant makes an attempt fail
 
@@ -84,6 +85,7 @@ class CardLifecycleStore:
                 CardModel.subsidy_fen.set(0), CardModel.updated_at.set(now)], condition=same_money(card))
             for spec in movement.entries:
                 tx.save(entry_model(movement, spec), condition=LedgerEntryModel.entry_id.does_not_exist())
+            add_card_totals(tx, movement)  # the merchant-day's settlement totals (reported beside)
             tx.update(CardHolderModel(card.holder_id), actions=[CardHolderModel.card_no.remove()],
                       condition=CardHolderModel.card_no == card.card_no)
             if card.status is CardStatus.ACTIVE:  # a lost card is on the list already

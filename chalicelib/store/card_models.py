@@ -7,10 +7,13 @@ Access patterns:
 - an account's live card: CardModel.by_account; a merchant's cards: CardModel.by_merchant (subsidy job);
 - blacklist: CardBlacklistModel per merchant, version 0 is the head holding `latest`;
 - edge acks: CardBlacklistAckModel per (merchant, terminal);
-- rules and the operator token: CanteenRulesModel per merchant;
+- rules and the operator token: CanteenRulesModel per merchant; the merchants with a monthly
+  subsidy (subsidy job): the sparse CanteenRulesModel.with_subsidy index;
 - offline records kept for the merchant: CardExceptionModel per (merchant, "<terminal>#<txn>");
+- the 服务号 access token: WeChatMpTokenModel per app id (store/card_mp_tokens.py);
 - online recharge: CardRechargeModel per recharge id; notices still to send in the sparse
-  `notices_pending` index; holders by WeChat openid in CardHolderModel.by_openid.
+  `notices_pending` index, refunds of recharges paid for a closed account in the sparse
+  `refunds_pending` index; holders by WeChat openid in CardHolderModel.by_openid.
 """
 from __future__ import annotations
 
@@ -139,6 +142,18 @@ class CardBlacklistAckModel(_Base):
     acked_at = NumberAttribute()
 
 
+class RulesWithSubsidy(GlobalSecondaryIndex["CanteenRulesModel"]):
+    """Sparse: merchants whose rules grant a monthly subsidy to some class. The subsidy job's list
+    of merchants (a Query of one small partition instead of a Scan of the table)."""
+
+    class Meta:
+        index_name = "with_subsidy"
+        projection = KeysOnlyProjection()
+
+    subsidy_grants = UnicodeAttribute(hash_key=True)
+    merchant_id = UnicodeAttribute(range_key=True)
+
+
 class CanteenRulesModel(_Base):
     class Meta(_Base.Meta):
         table_name = "canteen_rules"
@@ -148,7 +163,9 @@ class CanteenRulesModel(_Base):
     rules = JSONAttribute(default=dict)  # domain/canteen_rules.py rules_from_dict
     operator_token_sha256 = UnicodeAttribute(null=True)  # interim operator auth (api/cards.py)
     template = JSONAttribute(default=dict)  # 充值成功通知: template_id and field mapping
+    subsidy_grants = UnicodeAttribute(null=True)  # "monthly" while some class has a monthly subsidy
     updated_at = NumberAttribute()
+    with_subsidy = RulesWithSubsidy()
 
 
 class CardExceptionModel(_Base):
@@ -181,6 +198,18 @@ class RechargeNoticesPending(GlobalSecondaryIndex["CardRechargeModel"]):
     recharge_id = UnicodeAttribute(range_key=True)
 
 
+class RechargeRefundsPending(GlobalSecondaryIndex["CardRechargeModel"]):
+    """Sparse: recharges paid for an account closed meanwhile whose refund has not gone through yet
+    ("PENDING", retried by the card job) or was given up on ("FAILED", for a person)."""
+
+    class Meta:
+        index_name = "refunds_pending"
+        projection = KeysOnlyProjection()
+
+    refund_pending = UnicodeAttribute(hash_key=True)
+    recharge_id = UnicodeAttribute(range_key=True)
+
+
 class CardRechargeModel(_Base):
     class Meta(_Base.Meta):
         table_name = "card_recharges"
@@ -193,15 +222,40 @@ class CardRechargeModel(_Base):
     openid = UnicodeAttribute(null=True)
     amount_fen = NumberAttribute()
     wallet = UnicodeAttribute()  # wechat or alipay
-    status = UnicodeAttribute()  # CREATED, PAID
+    status = UnicodeAttribute()  # CREATED, PAID; or REFUNDING -> REFUNDED (paid, but the account was closed)
     trade_no = UnicodeAttribute(null=True)
     paid_at = NumberAttribute(null=True)
     notice_pending = UnicodeAttribute(null=True)  # "PENDING" until the template message went out
     notice_attempts = NumberAttribute(default=0)
     notice_error = UnicodeAttribute(null=True)
     notice_sent_at = NumberAttribute(null=True)
+    credited_card_no = UnicodeAttribute(null=True)  # the card the credit landed on (another after 补卡)
+    out_refund_no = UnicodeAttribute(null=True)  # deterministic: "RF<recharge_id>", so a retry refunds once
+    refund_pending = UnicodeAttribute(null=True)  # "PENDING" until the channel accepted the refund
+    refund_attempts = NumberAttribute(default=0)
+    refund_error = UnicodeAttribute(null=True)
+    refund_id = UnicodeAttribute(null=True)  # the platform's id of the refund
+    refunded_at = NumberAttribute(null=True)
     created_at = NumberAttribute()
     notices_pending = RechargeNoticesPending()
+    refunds_pending = RechargeRefundsPending()
+
+
+class WeChatMpTokenModel(_Base):
+    """The 服务号 access token of one app id, shared by every container (WeChat lets an app id hold
+    one live token: each fetch retires the previous one after 5 minutes). `lease_*`: the container
+    refreshing it now, so that the others use the current token or wait instead of fetching too."""
+
+    class Meta(_Base.Meta):
+        table_name = "wechat_mp_tokens"
+
+    appid = UnicodeAttribute(hash_key=True)
+    token_sealed = UnicodeAttribute(null=True)  # KMS-sealed, purpose "wechat_mp_token"
+    expires_at = NumberAttribute(default=0)
+    version = NumberAttribute(default=0)  # +1 per fetch: a refresh is conditioned on the version it replaces
+    fetched_at = NumberAttribute(null=True)
+    lease_owner = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
 
 
 CARD_MODELS: tuple[type[Model], ...] = (
@@ -212,4 +266,5 @@ CARD_MODELS: tuple[type[Model], ...] = (
     CanteenRulesModel,
     CardExceptionModel,
     CardRechargeModel,
+    WeChatMpTokenModel,
 )

@@ -17,13 +17,14 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings
-from chalicelib.domain.canteen_decision import Charge
+from chalicelib.domain.canteen_decision import Charge, Rollback
 from chalicelib.domain.cards import CardState, CardStatus, Wallet
 from chalicelib.store.card_models import CardModel
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.dedupe import NonceClaim
 from chalicelib.store.models import DedupeModel, LedgerEntryModel
 from chalicelib.store.orders import ledger_entry
+from chalicelib.store.settlement_totals import add_card_totals
 
 
 def card_key(merchant_id: str, card_no: str) -> str:
@@ -159,6 +160,34 @@ class CardStore:
         stored = stored_answer(DedupeModel.from_raw_data(found[dedupe][0])) if found[dedupe] else None
         return card, stored
 
+    def read_many_for_payment(self, wanted: list[tuple[str, str, str]]
+                              ) -> dict[tuple[str, str, str], tuple[CardState | None, StoredAnswer | None]]:
+        """`read_for_payment` for many (merchant_id, card_no, dedupe_key) at once (a batch of card
+        payments): BatchGetItem, 100 keys per call (DynamoDB's limit), a card asked twice read once."""
+        cards, dedupe = CardModel.Meta.table_name, DedupeModel.Meta.table_name
+        card_keys = sorted({card_key(m, c) for m, c, _ in wanted})
+        dedupe_keys = sorted({d for _, _, d in wanted})
+        keys = [(cards, "card_key", k) for k in card_keys] + [(dedupe, "dedupe_key", k) for k in dedupe_keys]
+        found_cards: dict[str, CardState] = {}
+        found_answers: dict[str, StoredAnswer] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {}
+            for table, name, key in keys[start:start + 100]:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append({name: {"S": key}})
+            for _ in range(5):  # unprocessed keys only under throttling; each round retries what is left
+                answer = self._client().batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(cards, []):
+                    state = to_state(CardModel.from_raw_data(item))
+                    found_cards[card_key(state.merchant_id, state.card_no)] = state
+                for item in answer.get("Responses", {}).get(dedupe, []):
+                    found_answers[item["dedupe_key"]["S"]] = stored_answer(DedupeModel.from_raw_data(item))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed")
+        return {(m, c, d): (found_cards.get(card_key(m, c)), found_answers.get(d)) for m, c, d in wanted}
+
     def stored_answer(self, dedupe_key: str) -> StoredAnswer | None:
         try:
             return stored_answer(DedupeModel.get(dedupe_key, consistent_read=True))
@@ -186,6 +215,12 @@ class CardStore:
         except DoesNotExist:
             return None
 
+    def account_entries(self, account_id: str) -> Iterator[LedgerEntryModel]:
+        """Every ledger entry of a card account (statements): one Query, paged by DynamoDB."""
+        attributes = ["entry_id", "merchant_id", "amount_fen", "kind", "wallet", "channel_trade_no",
+                      "business_date", "created_at"]
+        return LedgerEntryModel.query(ledger_account(account_id), consistent_read=True, attributes_to_get=attributes)
+
     def entries_of(self, account_id: str, prefix: str) -> list[LedgerEntryModel]:
         return list(LedgerEntryModel.query(ledger_account(account_id), LedgerEntryModel.entry_id.startswith(prefix),
                                            consistent_read=True))
@@ -196,7 +231,7 @@ class CardStore:
         """Debit the wallets and move the counters, if the card is still exactly as `card`."""
         actions, condition = _payment_update(card, charge)
         actions.append(CardModel.updated_at.set(movement.at))
-        return self._commit(card, actions, condition, movement, also)
+        return self._commit(card, actions, condition, movement, also, counters_tag(charge))
 
     def credit(self, card: CardState, deltas: dict[Wallet, int], movement: Movement,
                extra_actions: list | None = None, extra_condition: Condition | None = None,
@@ -214,14 +249,16 @@ class CardStore:
         return self._commit(card, actions + list(extra_actions or []), condition, movement, also)
 
     def _commit(self, card: CardState, actions: list, condition: Condition, movement: Movement,
-                also: Any = None) -> Outcome:
+                also: Any = None, counters: str | None = None) -> Outcome:
         key = card_key(card.merchant_id, card.card_no)
         tx = self._transaction()
         try:
             with tx:
                 tx.update(CardModel(key), actions=actions, condition=condition, return_values="ALL_OLD")
                 for spec in movement.entries:
-                    tx.save(entry_model(movement, spec), condition=LedgerEntryModel.entry_id.does_not_exist())
+                    tx.save(entry_model(movement, spec, counters),
+                            condition=LedgerEntryModel.entry_id.does_not_exist())
+                add_card_totals(tx, movement)  # the merchant-day's settlement totals (reported beside)
                 if movement.dedupe_key:
                     record = DedupeModel(movement.dedupe_key, kind=movement.dedupe_kind, ref=movement.account_id,
                                          answer=movement.answer, request_hash=movement.request_hash,
@@ -294,12 +331,43 @@ def _counter_update(period, fen, count, key: str, fresh: bool, charged: int,  # 
     return [fen.add(charged), count.add(1)], condition
 
 
-def entry_model(movement: Movement, spec: EntrySpec) -> LedgerEntryModel:
+def entry_model(movement: Movement, spec: EntrySpec, counters: str | None = None) -> LedgerEntryModel:
     return ledger_entry(
         ledger_account(movement.account_id), spec.entry_id, movement.merchant_id, movement.at,
         amount_fen=spec.amount_fen, kind=spec.kind, wallet=spec.wallet.value, channel="card",
-        channel_trade_no=spec.source, created_at=movement.at,
+        channel_trade_no=spec.source, created_at=movement.at, card_counters=counters,
     )
+
+
+def counters_tag(charge: Charge) -> str | None:
+    """What a payment's ledger entries record of the counters it moved: "<day>|<meal key or ''>"."""
+    return f"{charge.day}|{charge.meal or ''}" if charge.counted else None
+
+
+def counted_periods(entry: LedgerEntryModel) -> tuple[str | None, str | None]:
+    """(day, meal key) whose counters a payment entry moved; (None, None) when it counted nowhere."""
+    if not entry.card_counters:
+        return None, None
+    day, _, meal = entry.card_counters.partition("|")
+    return day or None, meal or None
+
+
+def rollback_update(card: CardState, rollback: Rollback) -> tuple[list, Condition | None]:
+    """A reversal's counter actions, conditioned on the counters being exactly as `card` read them
+    (so a payment counted meanwhile makes the write stale instead of losing its count)."""
+    actions: list = []
+    condition: Condition | None = None
+    for touched, period, key, fen, fen_read, fen_back, count, count_read, count_back in (
+            (rollback.day_touched, CardModel.day, card.day, CardModel.day_fen, card.day_fen, rollback.day_fen,
+             CardModel.day_count, card.day_count, rollback.day_count),
+            (rollback.meal_touched, CardModel.meal, card.meal, CardModel.meal_fen, card.meal_fen, rollback.meal_fen,
+             CardModel.meal_count, card.meal_count, rollback.meal_count)):
+        if not touched:
+            continue
+        exact = (period == key) & (fen == fen_read) & (count == count_read)
+        condition = exact if condition is None else condition & exact
+        actions += [fen.add(-fen_back), count.add(-count_back)]
+    return actions, condition
 
 
 def _outcome(error: TransactWriteError, tx: TransactWrite) -> Outcome:

@@ -44,7 +44,8 @@ def setup(container, sandbox, http):  # type: ignore[no-untyped-def]
     world = seed_world(container, accounts=[ChannelAccount("wechat", "wechat_v2", {"appid": APPID, "mch_id": "MCH1"},
                                                            {"api_key": "k", "mp_secret": SECRET})])
     jsapi = FakeJsapi()
-    services = CardServices(container, jsapi=jsapi, mp=WeChatMp(container.directory, sandbox.ctx.base_url))
+    tokens = CardServices(container).mp_tokens
+    services = CardServices(container, jsapi=jsapi, mp=WeChatMp(container.directory, sandbox.ctx.base_url, tokens))
     install_card_services(services)
     issue_card(services, world.merchant_id, CARD, cash_fen=1_000, name="王五")
     op = operator_for(http, services, world.merchant_id)

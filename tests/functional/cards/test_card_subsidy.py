@@ -51,13 +51,14 @@ def test_a_replaced_card_keeps_the_months_grant(cs, world, clock) -> None:
 
 
 class OneMerchant(CanteenRulesStore):
-    """The real rules store, listing only this test's merchant (the job scans every merchant)."""
+    """The real rules store, listing only this test's merchant (the shared emulator holds other
+    tests' subsidised merchants too)."""
 
     def __init__(self, merchant_id: str) -> None:
         super().__init__()
         self.merchant_id = merchant_id
 
-    def merchants(self) -> list[str]:
+    def subsidised_merchants(self) -> list[str]:
         return [self.merchant_id]
 
 
@@ -71,3 +72,23 @@ def test_the_daily_job_grants_on_the_first_days_only(cs, world, clock) -> None:
     clock.advance(3 * 86_400)  # 4 December: past the catch-up days
     assert service.run() == []
     assert card_snapshot(world.merchant_id, ["60000001"])["cards"]["60000001"]["subsidy_fen"] == 20_000
+
+
+def test_the_job_lists_subsidised_merchants_from_an_index_without_a_scan(cs, world, clock, container) -> None:
+    from chalicelib.store.connection import dynamodb_clients
+    from devstack.call_counter import DynamoDBCallCounter
+    from tests.support.world import seed_world
+
+    plain = seed_world(container).merchant_id
+    cs.rules.put_rules(world.merchant_id, {"classes": CLASSES}, None, clock.now())
+    cs.rules.put_rules(plain, {"classes": {"visitor": {}}}, None, clock.now())
+    counter = DynamoDBCallCounter(dynamodb_clients(container.settings))
+    listed = cs.rules.subsidised_merchants()
+    assert world.merchant_id in listed and plain not in listed
+    assert counter.snapshot() == {"Query": 1}  # no Scan
+    ((table, index),) = counter.queries
+    assert table.endswith("canteen_rules") and index == "with_subsidy"
+    cs.rules.put_rules(world.merchant_id, {"classes": {"staff": {}}}, None, clock.now())  # subsidy withdrawn
+    assert world.merchant_id not in cs.rules.subsidised_merchants()
+    cs.rules.put_rules(plain, {"classes": CLASSES}, None, clock.now())
+    assert plain in cs.rules.subsidised_merchants()

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.domain.canteen_decision import Charge, Refused, decide, decide_offline
+from chalicelib.domain.canteen_decision import Charge, Refused, Rollback, decide, decide_offline, rollback
 from chalicelib.domain.canteen_rules import rules_from_dict
 from chalicelib.domain.cards import CardState, CardStatus
 
@@ -97,13 +97,44 @@ def test_unknown_class_pays_full_price_without_limits() -> None:
 
 
 def test_offline_records_check_status_and_balance_only() -> None:
-    assert decide_offline(CARD, 900, "subsidy_first", False).cash_fen == 900
-    assert decide_offline(CARD, 1_001, "subsidy_first", False) == Refused("ERR007")
-    overdraft = decide_offline(CARD, 1_001, "subsidy_first", True)
-    assert overdraft.cash_fen == 1_001 and overdraft.overdraft and not overdraft.counted
+    r = rules()
+    assert decide_offline(r, CARD, 900, NOW, False).cash_fen == 900
+    assert decide_offline(r, CARD, 1_001, NOW, False) == Refused("ERR007")
+    overdraft = decide_offline(r, CARD, 1_001, NOW, True)
+    assert overdraft.cash_fen == 1_001 and overdraft.overdraft and overdraft.counted
     lost = replace(CARD, status=CardStatus.LOST)
-    assert decide_offline(lost, 100, "subsidy_first", False) == Refused("ERR008")
-    assert isinstance(decide_offline(lost, 100, "subsidy_first", True), Charge)
+    assert decide_offline(r, lost, 100, NOW, False) == Refused("ERR008")
+    assert isinstance(decide_offline(r, lost, 100, NOW, True), Charge)
     cancelled = replace(CARD, status=CardStatus.CANCELLED)
-    assert decide_offline(cancelled, 100, "subsidy_first", True) == Refused("ERR002")
-    assert decide_offline(CARD, 0, "subsidy_first", True) == Refused("ERR009")
+    assert decide_offline(r, cancelled, 100, NOW, True) == Refused("ERR002")
+    assert decide_offline(r, CARD, 0, NOW, True) == Refused("ERR009")
+
+
+def test_offline_records_count_without_caps_in_their_own_day_and_meal() -> None:
+    r = rules(classes={"staff": {"per_day_max_fen": 500, "per_meal_max_count": 1}})
+    used = replace(CARD, day=DAY, day_fen=500, day_count=1, meal=f"{DAY}#dinner", meal_count=1, meal_fen=500)
+    charge = decide_offline(r, used, 300, NOW, False)  # over both limits: booked all the same, counted
+    assert (charge.day, charge.meal, charge.day_fresh, charge.meal_fresh, charge.counted) == (
+        DAY, f"{DAY}#dinner", False, False, True)
+    assert (charge.day_fen_cap, charge.meal_count_cap) == (None, None)
+    breakfast = NOW - 11 * 3_600  # 08:06 the same day: a meal before the one the card counts
+    charge = decide_offline(r, used, 300, breakfast, False)
+    assert (charge.day, charge.meal, charge.day_fresh, charge.counted) == (DAY, None, False, True)
+    yesterday = decide_offline(r, used, 300, NOW - 86_400, False)  # that day's counters are gone
+    assert (yesterday.counted, yesterday.meal) == (False, None)
+    fresh = decide_offline(r, replace(CARD, day="2026-11-17", meal="2026-11-17#dinner"), 300, NOW, False)
+    assert (fresh.day_fresh, fresh.meal_fresh, fresh.meal) == (True, True, f"{DAY}#dinner")
+    later = decide_offline(r, replace(used, meal=f"{DAY}#breakfast"), 300, NOW, False)
+    assert (later.meal, later.meal_fresh) == (f"{DAY}#dinner", True)
+
+
+def test_a_reversal_gives_back_the_counters_of_a_period_still_counted() -> None:
+    used = replace(CARD, day=DAY, day_fen=900, day_count=2, meal=f"{DAY}#dinner", meal_count=2, meal_fen=900)
+    assert rollback(used, DAY, f"{DAY}#dinner", 400) == Rollback(400, 1, 400, 1)
+    assert rollback(used, DAY, None, 400) == Rollback(400, 1, 0, 0)  # paid outside a meal period
+    assert rollback(used, DAY, f"{DAY}#breakfast", 400) == Rollback(400, 1, 0, 0)  # that meal is over
+    assert rollback(used, "2026-11-17", "2026-11-17#dinner", 400) == Rollback()  # that day is over
+    assert rollback(used, None, None, 400) == Rollback()  # the payment counted nowhere
+    assert rollback(replace(used, day_fen=100, meal_fen=100), DAY, f"{DAY}#dinner", 400) == Rollback(100, 1, 100, 1)
+    free_meal = rollback(used, DAY, f"{DAY}#dinner", 0)
+    assert free_meal == Rollback(0, 1, 0, 1) and free_meal.day_touched and free_meal.meal_touched

@@ -1,8 +1,9 @@
 """``python -m edge_agent --config FILE``: run the edge agent until SIGTERM or SIGINT.
 
 ``--status`` prints what the agent's store holds (offline records by state, every record the cloud
-rejected, payments refused offline after an uncertain online attempt) and exits; it reads the
-SQLite file only and can run next to a live agent.
+rejected, payments refused offline after an uncertain online attempt and how the cloud settled
+each: reversed, never booked, or refused) and exits; it reads the SQLite file only and can run
+next to a live agent.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def print_status(config: AgentConfig) -> int:
         print(f"offline records: {', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'}")
         for row in store.offline_rows("rejected"):
             print(f"  rejected {row.tid}/{row.txn} card {row.card} {row.amount_fen} fen: {row.code}")
-        for tid, txn, reason in store.uncertain_rows():
-            print(f"  refused offline after an uncertain online attempt: {tid}/{txn} ({reason})")
+        for tid, txn, reason, outcome, detail in store.uncertain_outcomes():
+            settled = f"{outcome}{f' ({detail})' if detail else ''}" if outcome else "not settled with the cloud yet"
+            print(f"  refused offline after an uncertain online attempt: {tid}/{txn} ({reason}): {settled}")
     finally:
         store.close()
     return 0

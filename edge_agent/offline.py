@@ -4,8 +4,9 @@ The order of the checks is the order of the terminal's screen messages: a bad am
 (ERR009), then a blacklisted card (ERR008: a card on the blacklist is never accepted offline),
 then the terminal's offline limits: per payment, per card per Beijing day (amount and count,
 counting every offline record of that card, whichever terminal took it), and the number of the
-terminal's records still waiting for upload. Any limit refused is ERR012 (service unavailable
-and offline payment not allowed), protocol.md's code for exactly this case.
+terminal's records still waiting for upload. The limits are the terminal's PARAMS from the cloud
+(:mod:`.params`), each one the cloud leaves out falling back to the config's. Any limit refused is
+ERR012 (service unavailable and offline payment not allowed), protocol.md's code for exactly this case.
 """
 
 from __future__ import annotations

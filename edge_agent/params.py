@@ -33,10 +33,10 @@ __all__ = ["ParamsSync", "limits_from_params"]
 
 log = logging.getLogger(__name__)
 KV_PREFIX = "params:"
-# The cloud's names of the offline limits -> ours. The cloud has no per-card daily count: that
-# one keeps the fallback (the terminal list's or the config's).
+# The cloud's names of the offline limits -> ours. A limit the cloud leaves out (the per-card daily
+# count when the merchant did not set one) keeps the fallback (the terminal list's or the config's).
 _OFFLINE_NAMES = {"per_payment_max_fen": "max_payment_fen", "per_card_day_max_fen": "max_card_day_fen",
-                  "max_count": "max_terminal_pending"}
+                  "per_card_day_max_count": "max_card_day_count", "max_count": "max_terminal_pending"}
 
 
 def limits_from_params(params: dict[str, Any] | None, fallback: OfflineLimits) -> OfflineLimits:

@@ -7,7 +7,10 @@ for a second), the agent sends the state of every terminal it knows::
 
 ``last_seen`` is the Unix time of the last byte the terminal sent (0 when never seen since the
 agent started); ``offline_pending`` counts the records the agent holds for upload,
-``terminal_offline_pending`` what the terminal itself said it holds in its last HEARTBEAT. A report the cloud does not take is simply replaced by the next one.
+``terminal_offline_pending`` what the terminal itself said it holds in its last HEARTBEAT. The cloud
+keeps both with the time of the report, for the merchant's operators (``GET /cards/v1/terminals``):
+counts that stay above zero mean payments that have not reached the cloud. A report the cloud does
+not take is simply replaced by the next one.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """Edge API for the terminal link: terminal keys for LOGIN, heartbeats and online status.
 
 POST /edge/v1/terminals             {}  -> {ok, merchant_name, params_ver, terminals: [{terminal_id, key_box}]}
-POST /edge/v1/terminals/heartbeat   {terminals: [{terminal_id, online, last_seen, ...}]}
+POST /edge/v1/terminals/heartbeat   {terminals: [{terminal_id, online, last_seen,
+                                                  offline_pending, terminal_offline_pending}]}
                                         -> {ok, updated, skipped: [terminal_id], server_time}
 
 Both are signed edge requests (edge_common.authenticate). Keys travel only in boxes that the
-calling agent alone can open (services/edge_link.py); extra fields of a report (offline_pending)
-are accepted and not stored yet.
+calling agent alone can open (services/edge_link.py). A report's counts (offline_pending: the
+terminal's records the agent holds for upload; terminal_offline_pending: what the terminal said
+it holds) are optional, stored with the time of the report; operators read them at
+GET /cards/v1/terminals (api/terminal_status.py). A terminal that is not the agent's is named
+in `skipped` and nothing is written for it.
 """
 from __future__ import annotations
 

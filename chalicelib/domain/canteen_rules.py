@@ -70,6 +70,8 @@ class OfflineLimits:
     per_payment_max_fen: int = 2_000
     per_card_day_max_fen: int = 5_000
     max_count: int = 200  # records an agent may hold for one terminal before it refuses offline
+    # Offline payments of one card per Beijing day; None: not set here, the agent keeps its own default.
+    per_card_day_max_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def rules_from_dict(raw: object, version: int) -> CanteenRules:
             _fen(offline.get("per_payment_max_fen", 2_000), "offline per_payment_max_fen", False),  # type: ignore[arg-type]
             _fen(offline.get("per_card_day_max_fen", 5_000), "offline per_card_day_max_fen", False),  # type: ignore[arg-type]
             _count(offline.get("max_count", 200), "offline max_count") or 0,
+            _count(offline.get("per_card_day_max_count"), "offline per_card_day_max_count"),
         ),
         offline_policy=_choice(raw.get("offline_policy", "exception"), OFFLINE_POLICIES, "offline_policy"),
         reversal_window_s=window,
@@ -223,12 +226,21 @@ def terminal_params(rules: CanteenRules, terminal_id: str) -> dict:
         "meal_periods": [m.to_dict() for m in rules.meal_periods],
         "restrict_to_meals": rules.restrict_to_meals,
         "limits": {"per_payment_max_fen": _loosest_payment_limit(rules)},
-        "offline": {
-            "per_payment_max_fen": rules.offline.per_payment_max_fen,
-            "per_card_day_max_fen": rules.offline.per_card_day_max_fen,
-            "max_count": rules.offline.max_count,
-        },
+        "offline": _offline_params(rules.offline),
     }
+
+
+def _offline_params(limits: OfflineLimits) -> dict:
+    """The offline limits the edge agent applies. A limit the merchant did not set is left out, so
+    the agent keeps its own configured default for it (the agent's edge_agent/params.py)."""
+    params = {
+        "per_payment_max_fen": limits.per_payment_max_fen,
+        "per_card_day_max_fen": limits.per_card_day_max_fen,
+        "max_count": limits.max_count,
+    }
+    if limits.per_card_day_max_count is not None:
+        params["per_card_day_max_count"] = limits.per_card_day_max_count
+    return params
 
 
 def _loosest_payment_limit(rules: CanteenRules) -> int | None:

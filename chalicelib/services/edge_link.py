@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.store.directory import Directory, EdgeAgentInfo
-from chalicelib.store.terminals import TerminalLinkStore
+from chalicelib.store.terminals import LinkReport, TerminalLinkStore
 
 KEYBOX_SALT = b"scanpay-edge-keybox-v1"
 MAX_REPORTED_TERMINALS = 1000
 MAX_FUTURE_SKEW_S = 300  # a last_seen further ahead of our clock is a broken agent clock
+MAX_PENDING = 10_000_000  # far above what an agent's disk holds: a larger count is a broken report
 
 
 def keybox_key(agent_secret: str, agent_id: str) -> bytes:
@@ -70,15 +71,15 @@ class EdgeLinkService:
         now = int(self._clock.now())
         checked = _checked_reports(reports, now)
         updated, skipped = 0, []
-        for terminal_id, online, last_seen in checked:
-            if self._link_store.record_link_status(agent.agent_id, terminal_id, online, last_seen):
+        for report in checked:
+            if self._link_store.record_link_status(agent.agent_id, report, now):
                 updated += 1
             else:
-                skipped.append(terminal_id)
+                skipped.append(report.terminal_id)
         return {"updated": updated, "skipped": skipped, "server_time": now}
 
 
-def _checked_reports(reports: object, now: int) -> list[tuple[str, bool, int]]:
+def _checked_reports(reports: object, now: int) -> list[LinkReport]:
     if not isinstance(reports, list) or len(reports) > MAX_REPORTED_TERMINALS:
         raise InvalidRequest(f"terminals must be a list of at most {MAX_REPORTED_TERMINALS} items")
     checked = []
@@ -92,5 +93,18 @@ def _checked_reports(reports: object, now: int) -> list[tuple[str, bool, int]]:
             raise InvalidRequest("online must be true or false")
         if isinstance(last_seen, bool) or not isinstance(last_seen, int) or not 0 <= last_seen <= now + MAX_FUTURE_SKEW_S:
             raise InvalidRequest("last_seen must be Unix seconds, not in the future")
-        checked.append((terminal_id, online, last_seen))
+        # The agent's names: offline_pending is what the agent holds of the terminal's records,
+        # terminal_offline_pending what the terminal said it holds (protocol.md HEARTBEAT).
+        checked.append(LinkReport(terminal_id, online, last_seen,
+                                  _pending(item, "terminal_offline_pending"), _pending(item, "offline_pending")))
     return checked
+
+
+def _pending(item: dict, name: str) -> int | None:
+    """A count of records, absent (None) when an older agent does not send it."""
+    value = item.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PENDING:
+        raise InvalidRequest(f"{name} must be a count of records, 0 to {MAX_PENDING}")
+    return value

@@ -1,0 +1,116 @@
+"""Uncertain card refusals settled with the cloud: ``POST /edge/v1/cards/void``.
+
+When an online CARD_PAY attempt got no answer in time, the agent decided offline; an offline
+*refusal* of it is kept in ``uncertain`` (:mod:`.payments`), since the attempt may have reached the
+cloud and charged a card whose holder was told "refused". Once the cloud is reachable, this loop
+asks it to void each such (terminal, txn), and keeps its answer (``uncertain_outcomes``, shown by
+``python -m edge_agent --status``)::
+
+    {terminal_id, txn} -> {ok, outcome: "reversed", reversed_fen, balance_fen, ...}
+                        | {ok, outcome: "never_booked"}
+
+- ``reversed``: the payment had been booked; the cloud gave the money back (a correcting entry).
+- ``never booked``: it had not; the cloud now refuses that txn for good, so the original request,
+  should it still arrive, can never charge the card.
+- ``refused``: a definite "no" from the cloud (say the card was cancelled since, or the terminal
+  was removed): kept with the cloud's reason for a person to settle at the counter, not asked again.
+
+The cloud answers a repeat with the first answer, so a crash between its answer and our write only
+means one more (harmless) request. No answer at all (:class:`CloudUnavailable`) leaves the row for
+the next round, with the same backoff as the offline uploader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .cloud import CloudClient, CloudReply, CloudUnavailable
+from .config import AgentConfig
+from .store import Store
+
+__all__ = ["PATH_CARD_VOID", "UncertainResolver", "outcome_of"]
+
+log = logging.getLogger(__name__)
+
+PATH_CARD_VOID = "/edge/v1/cards/void"
+BATCH = 50  # rows per round; uncertain refusals are rare, this only bounds one round's time
+REVERSED, NEVER_BOOKED, REFUSED = "reversed", "never booked", "refused"
+_CLOUD_OUTCOMES = {"reversed": REVERSED, "never_booked": NEVER_BOOKED}
+
+
+def outcome_of(reply: CloudReply) -> tuple[str, str] | None:
+    """(outcome, detail) of the cloud's answer to a void; None when it is not an answer to keep."""
+    body = reply.body
+    if reply.status == 401:
+        return None  # the agent's own setup (clock, secret): not an answer about this payment
+    if not reply.success:
+        return REFUSED, f"HTTP {reply.status} {reply.code}: {body.get('message', '')}".rstrip(": ")
+    outcome = _CLOUD_OUTCOMES.get(str(body.get("outcome")))
+    if outcome is None:
+        return None
+    if outcome == REVERSED:
+        return outcome, f"{_int(body.get('reversed_fen'))} fen given back, balance {_int(body.get('balance_fen'))} fen"
+    return outcome, ""
+
+
+def _int(value: Any) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "?"
+
+
+class UncertainResolver:
+    def __init__(self, config: AgentConfig, store: Store, cloud: CloudClient,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._cloud = cloud
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.resolved = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            wait = self._config.upload_interval_s if failures == 0 else min(
+                self._config.failure_backoff_max_s, self._config.upload_interval_s * 2 ** failures)
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.resolve_pending()
+            except CloudUnavailable as exc:
+                failures = min(failures + 1, 10)
+                log.info("uncertain refusals not settled yet: %s", exc)
+            except Exception:  # noqa: BLE001 - the loop must outlive any one bad row
+                failures = min(failures + 1, 10)
+                log.exception("settling uncertain refusals failed")
+            else:
+                failures = 0
+
+    async def resolve_pending(self) -> int:
+        """Ask the cloud about every unsettled row (one round); returns how many were settled.
+        Raises CloudUnavailable when the cloud gives no answer (the rest wait for the next round)."""
+        settled = 0
+        for tid, txn in self._store.unresolved_uncertain(BATCH):
+            reply = await self._cloud.post(PATH_CARD_VOID, {"terminal_id": tid, "txn": txn})
+            found = outcome_of(reply)
+            if found is None:
+                if reply.status == 401:
+                    raise CloudUnavailable(f"{PATH_CARD_VOID}: HTTP 401 {reply.body}")
+                log.warning("void of %s/%s: unexpected answer %s %s", tid, txn, reply.status, reply.body)
+                continue
+            outcome, detail = found
+            await self._store.resolve_uncertain(tid, txn, outcome, detail, self._clock())
+            settled += 1
+            self.resolved += 1
+            log_at = logging.WARNING if outcome == REFUSED else logging.INFO
+            log.log(log_at, "uncertain refusal %s/%s settled with the cloud: %s %s", tid, txn, outcome, detail)
+        return settled

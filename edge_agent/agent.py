@@ -5,8 +5,8 @@ Parts, each in its own module: the durable :class:`~edge_agent.store.Store`, the
 (keys for LOGIN), the :class:`~edge_agent.server.TerminalServer`, and the request handlers
 (:mod:`.payments`, :mod:`.orders`, :mod:`.uploads`) behind one :class:`~edge_agent.once.ExactlyOnce`.
 Background loops: key refresh, the event feed (:mod:`.pushes`), the offline uploader, the
-status report, the blacklist, each terminal's PARAMS (:mod:`.params`) and the blacklist acks
-reported to the cloud (:mod:`.blacklist_acks`).
+status report, the blacklist, each terminal's PARAMS (:mod:`.params`), the blacklist acks
+reported to the cloud (:mod:`.blacklist_acks`) and the voids of uncertain refusals (:mod:`.voids`).
 
 Start order matters for a restart with the cloud away: the terminal list kept on disk is loaded
 before the server listens, so terminals log in at once; the cloud is asked in the background.
@@ -20,8 +20,6 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
-
-import httpx
 
 from .blacklist import BlacklistSync
 from .blacklist_acks import BlacklistAckReporter
@@ -50,6 +48,7 @@ from .status import StatusReporter
 from .store import Store
 from .terminals import TerminalDirectory
 from .uploads import OfflineUploader
+from .voids import UncertainResolver
 
 __all__ = ["EdgeAgent"]
 
@@ -60,11 +59,9 @@ KEEP_ACKED_PUSHES_S = 7 * 86400.0
 
 
 class EdgeAgent:
-    def __init__(self, config: AgentConfig, *, clock: Callable[[], float] = time.time,
-                 cloud_transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, config: AgentConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self._cloud_transport = cloud_transport
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._stopped = asyncio.Event()  # set once stop() is through
@@ -72,12 +69,13 @@ class EdgeAgent:
     async def start(self) -> "EdgeAgent":
         config, clock = self.config, self.clock
         self.store = Store.open(config.db_path)
-        self.cloud = CloudClient(config, clock=clock, transport=self._cloud_transport)
+        self.cloud = CloudClient(config, clock=clock)
         self.terminals = TerminalDirectory(config, self.store, self.cloud, clock)
         if not self.terminals.load_cached():
             log.info("no terminal list on disk yet: terminals log in once the cloud has been reached")
         self.once = ExactlyOnce(self.store, clock)
         self.uploader = OfflineUploader(config, self.store, self.cloud, clock)
+        self.voids = UncertainResolver(config, self.store, self.cloud, clock)
         self.payments = CardPayments(config, self.store, self.cloud, self.once, self.terminals,
                                      self.uploader.wake, clock)
         self.orders = OrderForwarder(config, self.cloud, self.once)
@@ -92,7 +90,8 @@ class EdgeAgent:
         for name, loop in (("keys", self._refresh_keys_forever), ("events", self.pushes.run),
                            ("uploads", self.uploader.run), ("status", self.status.run),
                            ("blacklist", self.blacklist.run), ("prune", self._prune_forever),
-                           ("params", self.params.run), ("blacklist-acks", self.blacklist_acks.run)):
+                           ("params", self.params.run), ("blacklist-acks", self.blacklist_acks.run),
+                           ("voids", self.voids.run)):
             self._spawn(name, loop)
         return self
 

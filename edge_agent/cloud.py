@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import random
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,22 +31,14 @@ from typing import Any
 from .config import AgentConfig
 from .signing import signed_headers
 
-try:  # pragma: no cover - depends on the environment
-    import sniffio  # noqa: F401
-except ImportError:  # pragma: no cover
-    # httpcore imports sniffio inside every request to learn the async library; when it is not
-    # installed that failed import searches sys.path each time (measured: 20 % of the CPU of a
-    # call). A None entry makes the import fail at once, and httpcore then assumes asyncio, which
-    # is what we run. Installing sniffio makes this branch a no-op.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-import httpx  # noqa: E402  (after the sniffio note above)
+from .http1 import Http1Pool, HttpError
 
 __all__ = [
     "PATH_BLACKLIST",
     "PATH_BLACKLIST_ACK",
     "PATH_CARD_OFFLINE",
     "PATH_CARD_PAY",
+    "PATH_CARD_PAY_BATCH",
     "PATH_EVENTS",
     "PATH_HEARTBEAT",
     "PATH_ORDER_CANCEL",
@@ -71,6 +62,7 @@ PATH_EVENTS = "/edge/v1/events"
 PATH_TERMINALS = "/edge/v1/terminals"
 PATH_HEARTBEAT = "/edge/v1/terminals/heartbeat"
 PATH_CARD_PAY = "/edge/v1/cards/pay"
+PATH_CARD_PAY_BATCH = "/edge/v1/cards/pay-batch"
 PATH_CARD_OFFLINE = "/edge/v1/cards/offline"
 PATH_BLACKLIST = "/edge/v1/cards/blacklist"
 PATH_BLACKLIST_ACK = "/edge/v1/cards/blacklist/ack"
@@ -101,15 +93,9 @@ class CloudUnavailable(Exception):
 
 
 class CloudClient:
-    """One pool of keep-alive connections for the life of the agent (connection reuse).
-
-    It drives httpx's transport directly (``AsyncHTTPTransport``: pooling, keep-alive, HTTP/1.1,
-    TLS, per-phase timeouts) rather than ``AsyncClient``: the client's layers (URL merging, cookie
-    jar, redirects, auth flow) do nothing for these calls and cost about a fifth of the CPU of each
-    one, measured on the bench. At most ``cloud_max_connections`` calls are in flight; the others
-    wait on a semaphore, which is cheap, instead of in httpcore's pool queue, which is scanned on
-    every request.
-    """
+    """Keep-alive connections for the life of the agent (connection reuse), through
+    :class:`~edge_agent.http1.Http1Pool` (why not httpx's transport: see there). At most
+    ``cloud_max_connections`` calls are in flight; the others wait on a semaphore."""
 
     def __init__(
         self,
@@ -118,28 +104,18 @@ class CloudClient:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
         self._rng = rng
         self._sleep = sleep
-        limits = httpx.Limits(
-            max_connections=config.cloud_max_connections,
-            max_keepalive_connections=config.cloud_max_connections,
-            keepalive_expiry=30.0,
-        )
-        self._transport = transport or httpx.AsyncHTTPTransport(limits=limits)
-        self._base = config.cloud_url.rstrip("/")
-        self._urls: dict[str, httpx.URL] = {}
-        self._timeouts = {"connect": config.cloud_connect_timeout_s, "read": config.cloud_timeout_s,
-                          "write": config.cloud_timeout_s, "pool": config.cloud_timeout_s}
+        self._pool = Http1Pool(config.cloud_url, connect_timeout_s=config.cloud_connect_timeout_s, keepalive_s=30.0)
         self._slots = asyncio.Semaphore(config.cloud_max_connections)
         self.calls = 0  # attempts sent, for tests and the bench
         self.last_success_at: float | None = None
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._pool.aclose()
 
     async def post(
         self,
@@ -160,10 +136,11 @@ class CloudClient:
             remaining = None if ends_at is None else ends_at - loop.time()
             if remaining is not None and remaining <= 0:
                 break
+            limit = self._config.cloud_timeout_s if remaining is None else min(remaining, self._config.cloud_timeout_s)
             try:
-                async with asyncio.timeout(remaining):
-                    reply = await self._attempt(path, body, remaining)
-            except (TimeoutError, httpx.RequestError) as exc:
+                async with asyncio.timeout(limit):
+                    reply = await self._attempt(path, body)
+            except (TimeoutError, HttpError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
                 if reply.status not in _RETRYABLE_STATUS:
@@ -175,38 +152,24 @@ class CloudClient:
                 await self._backoff(attempt, ends_at, loop)
         raise CloudUnavailable(f"{path}: {reason}")
 
-    async def _attempt(self, path: str, body: bytes, remaining: float | None) -> CloudReply:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = httpx.URL(self._base + path)
+    async def _attempt(self, path: str, body: bytes) -> CloudReply:
         async with self._slots:
             # Signed inside the slot: a call that waited for a connection still has a fresh timestamp.
             headers = signed_headers(
                 self._config.agent_id, self._config.agent_secret, "POST", path, body, self._clock()
             )
-            # httpcore's own socket timeouts end the attempt at the deadline too: the deadline then
-            # holds even if the cancellation of asyncio.timeout were lost inside anyio's shielded
-            # connection close (seen once at shutdown, see agent._cancel_all).
-            timeouts = self._timeouts if remaining is None else {
-                phase: min(limit, max(remaining, 0.001)) for phase, limit in self._timeouts.items()}
-            request = httpx.Request("POST", url, headers=headers, content=body,
-                                    extensions={"timeout": timeouts})
             self.calls += 1
-            response = await self._transport.handle_async_request(request)
-            try:
-                content = await response.aread()
-            finally:
-                await response.aclose()
+            response = await self._pool.post(path, list(headers.items()), body)
         try:
-            parsed = json.loads(content or b"{}")
+            parsed = json.loads(response.body or b"{}")
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):
             # A proxy's HTML error page, say: not an answer of the edge API.
-            if response.status_code in _RETRYABLE_STATUS:
-                return CloudReply(response.status_code, {})
-            raise httpx.DecodingError(f"HTTP {response.status_code} without a JSON object")
-        return CloudReply(response.status_code, parsed)
+            if response.status in _RETRYABLE_STATUS:
+                return CloudReply(response.status, {})
+            raise HttpError(f"HTTP {response.status} without a JSON object")
+        return CloudReply(response.status, parsed)
 
     async def _backoff(self, attempt: int, ends_at: float | None, loop: asyncio.AbstractEventLoop) -> None:
         cap = min(self._config.cloud_backoff_max_s, self._config.cloud_backoff_s * (2**attempt))

@@ -7,6 +7,12 @@ resends after 3 s; a QR order or a payment code can take longer) or after a rest
 - in SQLite, the answer: written (and synced) *before* the terminal sees it, so that an answer a
   terminal saw is an answer the agent gives again after any crash.
 
+Looking an answer up costs a SQLite read per request; most requests are new, and a terminal counts
+its txn up, so the highest txn each terminal has had an answer computed for is kept in memory
+(read from SQLite the first time the terminal is seen): a txn above it cannot have an answer yet
+and skips the read. Every answer is written while its (tid, txn) is in progress here, and the
+highest txn moves before the request stops being in progress, so a repeat never misses an answer.
+
 A repeat with the same txn but a different request (another command, amount, card or payment
 code) is refused with ERR011 交易号重复 and changes nothing. An outcome that is not final (the
 cloud did not answer a QR order; a payment code still PAYING) is not stored: the repeat asks the
@@ -38,6 +44,7 @@ class ExactlyOnce:
         self._store = store
         self._clock = clock
         self._inflight: dict[tuple[str, int], tuple[int, str, asyncio.Future[dict[str, Any]]]] = {}
+        self._highest: dict[str, int] = {}  # tid -> highest txn that may have a stored answer
 
     @property
     def in_progress(self) -> int:
@@ -45,7 +52,10 @@ class ExactlyOnce:
 
     async def run(self, tid: str, txn: int, cmd: int, digest: str,
                   compute: Callable[[], Awaitable[Outcome]]) -> dict[str, Any]:
-        stored = self._store.get_answer(tid, txn)
+        highest = self._highest.get(tid)
+        if highest is None:
+            highest = self._highest[tid] = self._store.highest_answered_txn(tid)
+        stored = self._store.get_answer(tid, txn) if txn <= highest else None
         if stored is not None:
             return stored.body if (stored.cmd, stored.digest) == (cmd, digest) else _duplicate(cmd, txn)
         key = (tid, txn)
@@ -74,6 +84,8 @@ class ExactlyOnce:
             future.set_result(body)
             return body
         finally:
+            if txn > self._highest.get(tid, txn - 1):
+                self._highest[tid] = txn  # before the key leaves _inflight: see the module docstring
             del self._inflight[key]
 
 

@@ -1,8 +1,10 @@
 """CARD_PAY: online through the cloud within 800 ms, else decided offline; exactly once.
 
 Online: ``POST /edge/v1/cards/pay`` ``{terminal_id, txn, card, amount_fen, ts}``, which the cloud
-makes idempotent per (terminal_id, txn). Its answer ``{ok, code, msg, voice, balance_fen}`` is
-stored and then sent.
+makes idempotent per (terminal_id, txn), or several of these at once in ``/edge/v1/cards/pay-batch``
+(see :mod:`edge_agent.card_batch`: swipes that arrive while card-pay calls are in flight go
+together, and their answers are stored in one commit). The answer ``{ok, code, msg, voice,
+balance_fen}`` is stored and then sent.
 
 Offline, when the cloud gives no definite answer by ``card_pay_deadline_s``: the decision of
 :func:`edge_agent.offline.decide_offline` is taken inside one SQLite transaction together with
@@ -16,7 +18,8 @@ dedupe, and the card is charged once.
 An offline *refusal* after an attempt that may have reached the cloud is written to
 ``uncertain`` (and listed by ``python -m edge_agent --status``): the cloud may have charged a
 payment the terminal was told failed, and the cards API has no query or void for a (terminal, txn)
-that the agent could use to settle it by itself.
+that the agent could use to settle it by itself. A swipe that never left the batch queue
+(:class:`~edge_agent.card_batch.NotSent`) cannot be in the cloud and is not written there.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .answers import card_answer, digest, message, refusal, terminal_code
-from .cloud import PATH_CARD_PAY, CloudClient, CloudReply, CloudUnavailable
+from .card_batch import AgentRefused, CardPayBatcher, NotSent
+from .cloud import CloudClient, CloudReply, CloudUnavailable
 from .config import AgentConfig
 from .offline import beijing_day, decide_offline, yuan
 from .once import ExactlyOnce, Outcome
@@ -44,7 +48,7 @@ from .store import (
 )
 from .terminals import TerminalDirectory
 
-__all__ = ["CardPayments"]
+__all__ = ["CardPayments", "online_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,12 @@ class CardPayments:
         self._terminals = terminals
         self._on_offline_record = on_offline_record
         self._clock = clock
+        self._batcher = CardPayBatcher(cloud, store, online_answer, clock=clock)
         self.offline_decisions = 0
+
+    @property
+    def batches(self) -> CardPayBatcher:
+        return self._batcher
 
     async def pay(self, tid: str, request: CardPay) -> dict[str, Any]:
         key = digest(Command.CARD_PAY, request.card, request.amount_fen)
@@ -75,17 +84,19 @@ class CardPayments:
         payload = {"terminal_id": tid, "txn": request.txn, "card": request.card,
                    "amount_fen": request.amount_fen, "ts": request.ts}
         try:
-            reply = await self._cloud.post(PATH_CARD_PAY, payload, deadline_s=self._config.card_pay_deadline_s)
+            body = await self._batcher.pay(tid, request.txn, key, payload, self._config.card_pay_deadline_s)
         except CloudUnavailable as exc:
-            return Outcome(await self._offline(tid, request, key, str(exc)), store=False)
-        if reply.status == 401:
+            landed = not isinstance(exc, NotSent)  # a swipe that never left the queue cannot be in the cloud
+            return Outcome(await self._offline(tid, request, key, str(exc), may_have_landed=landed), store=False)
+        except AgentRefused as exc:
             # The cloud is there but refuses this agent (clock or secret): serve the consumer
             # offline; the records wait on disk until the setup is fixed.
-            log.error("cloud refused the agent's signature on card pay: %s", reply.body)
+            log.error("cloud refused the agent's signature on card pay: %s", exc.reply.body)
             return Outcome(await self._offline(tid, request, key, "HTTP 401"), store=False)
-        return Outcome(_online_answer(request.txn, reply), store=True)
+        return Outcome(body, store=False)  # stored with its batch's answers, before it returns
 
-    async def _offline(self, tid: str, request: CardPay, key: str, reason: str) -> dict[str, Any]:
+    async def _offline(self, tid: str, request: CardPay, key: str, reason: str,
+                       may_have_landed: bool = True) -> dict[str, Any]:
         now = self._clock()
         day = beijing_day(now)
         limits = self._terminals.limits_for(tid)
@@ -103,7 +114,8 @@ class CardPayments:
             else:
                 text = message(decision.code)
                 body = card_answer(request.txn, False, decision.code, text, text, None, True)
-                put_uncertain(c, tid, request.txn, body, reason, now)
+                if may_have_landed:
+                    put_uncertain(c, tid, request.txn, body, reason, now)
             return put_answer(c, tid, request.txn, Command.CARD_PAY, key, body, now).body
 
         body = await self._store.write(decide)
@@ -114,7 +126,7 @@ class CardPayments:
         return body
 
 
-def _online_answer(txn: int, reply: CloudReply) -> dict[str, Any]:
+def online_answer(txn: int, reply: CloudReply) -> dict[str, Any]:
     body = reply.body
     ok = reply.success and body.get("ok") is True
     code = "OK" if ok else terminal_code(reply.code)

@@ -11,6 +11,9 @@ What it holds and why it must survive a crash:
 - ``pushes``: PAY_RESULT pushes from the cloud's event feed until the terminal acknowledges them,
   keyed by the event id (which is also the dedupe of the feed's repeats).
 - ``uncertain``: card payments refused offline after an online attempt that may have landed.
+- ``uncertain_outcomes``: how the cloud settled each of those (:mod:`.voids`): "reversed" (it had
+  booked the payment and gave the money back), "never booked" (it had not, and never will), or
+  "refused" with the cloud's reason, for a person to look at.
 - ``kv``: the event cursor, the blacklist version, the cloud's terminal list (keys still boxed).
 - ``blacklist``: cards never accepted offline.
 - ``blacklist_acks``: per terminal, the newest blacklist version it acknowledged and the newest
@@ -69,6 +72,10 @@ CREATE TABLE IF NOT EXISTS uncertain (
     tid TEXT NOT NULL, txn INTEGER NOT NULL, body TEXT NOT NULL, reason TEXT NOT NULL,
     created_at REAL NOT NULL, PRIMARY KEY (tid, txn)
 );
+CREATE TABLE IF NOT EXISTS uncertain_outcomes (
+    tid TEXT NOT NULL, txn INTEGER NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
+    resolved_at REAL NOT NULL, PRIMARY KEY (tid, txn)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blacklist (card TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blacklist_acks (
@@ -278,6 +285,11 @@ class Store:
         row = self._one("SELECT cmd, digest, body FROM answers WHERE tid = ? AND txn = ?", (tid, txn))
         return StoredAnswer(row[0], row[1], json.loads(row[2])) if row else None
 
+    def highest_answered_txn(self, tid: str) -> int:
+        """The highest txn of ``tid`` with a stored answer (-1: none)."""
+        row = self._one("SELECT MAX(txn) FROM answers WHERE tid = ?", (tid,))
+        return -1 if row is None or row[0] is None else int(row[0])
+
     async def put_answer(self, tid: str, txn: int, cmd: int, digest: str, body: dict[str, Any],
                          now: float) -> StoredAnswer:
         """Store the first answer of (tid, txn); returns the one that is stored (the first)."""
@@ -412,6 +424,24 @@ class Store:
 
     def uncertain_rows(self) -> list[tuple[str, int, str]]:
         return list(self._reader.execute("SELECT tid, txn, reason FROM uncertain ORDER BY created_at"))
+
+    def unresolved_uncertain(self, limit: int) -> list[tuple[str, int]]:
+        """(tid, txn) of the uncertain refusals the cloud has not settled yet, oldest first."""
+        return list(self._reader.execute(
+            "SELECT u.tid, u.txn FROM uncertain u LEFT JOIN uncertain_outcomes o ON o.tid = u.tid AND o.txn = u.txn "
+            "WHERE o.tid IS NULL ORDER BY u.created_at LIMIT ?", (limit,)))
+
+    async def resolve_uncertain(self, tid: str, txn: int, outcome: str, detail: str, now: float) -> None:
+        """Keep how the cloud settled an uncertain refusal; the first outcome stays."""
+        await self.write(lambda c: c.execute(
+            "INSERT OR IGNORE INTO uncertain_outcomes (tid, txn, outcome, detail, resolved_at) VALUES (?, ?, ?, ?, ?)",
+            (tid, txn, outcome, detail, now)))
+
+    def uncertain_outcomes(self) -> list[tuple[str, int, str, str | None, str | None]]:
+        """Every uncertain refusal: (tid, txn, reason, outcome or None while unsettled, detail)."""
+        return list(self._reader.execute(
+            "SELECT u.tid, u.txn, u.reason, o.outcome, o.detail FROM uncertain u "
+            "LEFT JOIN uncertain_outcomes o ON o.tid = u.tid AND o.txn = u.txn ORDER BY u.created_at"))
 
 
 _OFFLINE_COLUMNS = "id, offline_id, tid, txn, card, amount_fen, ts, state, code"

@@ -28,6 +28,7 @@ from chalicelib.store.canteen_rules import CanteenRulesStore
 from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, NonceUsed, Repeat, Stale, StoredAnswer
 from chalicelib.store.dedupe import DedupeStore, NonceClaim
 from chalicelib.store.directory import Directory, TerminalInfo
+from chalicelib.store.txn_voids import VOIDED_KIND
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def settle(card: CardState | None, attempt: Callable[[CardState | None], object]
 
 
 def repeat_answer(stored: StoredAnswer, digest: str) -> dict:
+    if stored.kind == VOIDED_KIND:
+        return stored.answer  # the edge agent voided this txn (services/card_voids.py): refused, never booked
     if stored.request_hash != digest:
         raise Conflict("this txn was used for another request")
     return stored.answer

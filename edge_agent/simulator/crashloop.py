@@ -45,6 +45,7 @@ __all__ = ["CrashReport", "run_crash_loop"]
 AGENT_ID, SECRET = "E-CRASH", "crash-agent-secret"
 CARD_START_FEN = 10_000_000  # large: online never refuses, so every answer is OK
 PAY_PATH = "/edge/v1/cards/pay"
+PAY_BATCH_PATH = "/edge/v1/cards/pay-batch"  # swipes that met a call in flight go together
 
 
 @dataclass
@@ -185,7 +186,7 @@ async def _crash_loop(run: _Run, iterations: int, report: CrashReport) -> None:
 
 def _set_mode(cloud: StubCloud, mode: str) -> None:
     cloud.down = mode == "down"
-    cloud.drop_after = {PAY_PATH} if mode == "answer_lost" else set()
+    cloud.drop_after = {PAY_PATH, PAY_BATCH_PATH} if mode == "answer_lost" else set()
 
 
 async def _until(check: Any, timeout: float) -> None:

@@ -11,7 +11,7 @@ like the cloud does (timestamp window, nonce used once), and keeps a ledger to a
 - ``/edge/v1/cards/params``: per terminal settings under one version (:meth:`StubCloud.set_params`
   changes them and moves the version; 0, the default, is "no rules yet", with no offline limits);
 - ``/edge/v1/cards/blacklist/ack``: recorded in ``state.blacklist_acks``;
-- ``/edge/v1/cards/pay|offline|blacklist``: balances, one dedupe per (terminal, txn) shared by
+- ``/edge/v1/cards/pay|pay-batch|offline|blacklist``: balances, one dedupe per (terminal, txn) shared by
   online and offline payments (so an offline record of a payment that landed online is a repeat),
   offline records rejected for a lost card or an overdraft.
 
@@ -87,6 +87,7 @@ class StubCloud:
         self.down = False
         self.hang_s = 0.0
         self.drop_after: set[str] = set()  # paths whose answer is lost after the work is done
+        self.card_batches = True  # False: no /edge/v1/cards/pay-batch (404), as an older cloud
         self.connections = 0  # TCP connections accepted (the agent reuses them)
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -101,6 +102,7 @@ class StubCloud:
             "/edge/v1/orders/cancel": self._order_cancel,
             "/edge/v1/events": self._events,
             "/edge/v1/cards/pay": self._card_pay,
+            "/edge/v1/cards/pay-batch": self._card_pay_batch,
             "/edge/v1/cards/offline": self._card_offline,
             "/edge/v1/cards/blacklist": self._blacklist,
             "/edge/v1/cards/blacklist/ack": self._blacklist_ack,
@@ -205,6 +207,8 @@ class StubCloud:
         if problem:
             return 401, {"ok": False, "code": "UNAUTHORIZED", "message": problem}
         route = self._routes.get(path)
+        if path == "/edge/v1/cards/pay-batch" and not self.card_batches:
+            route = None
         if route is None or method != "POST":
             return 404, {"ok": False, "code": "NOT_FOUND", "message": "no such endpoint"}
         try:
@@ -352,6 +356,18 @@ class StubCloud:
             return 404, {"ok": False, "code": "NOT_FOUND", "message": "unknown terminal"}
         payment = self._charge(tid, request["txn"], request["card"], request["amount_fen"], "online")
         return 200, {"voice": payment.answer.get("msg", ""), "balance_fen": None, **payment.answer}
+
+    def _card_pay_batch(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Each item answered as ``/edge/v1/cards/pay`` answers it alone (the cloud's contract)."""
+        items = request.get("items")
+        if not isinstance(items, list) or not 1 <= len(items) <= 100:
+            return 400, {"ok": False, "code": "INVALID_REQUEST", "message": "items: 1 to 100 payments"}
+        results = []
+        for item in items:
+            status, body = self._card_pay(item) if isinstance(item, dict) else (
+                400, {"ok": False, "code": "INVALID_REQUEST", "message": "body must be a JSON object"})
+            results.append({"status": status, "body": body})
+        return 200, {"ok": True, "results": results}
 
     def _card_offline(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         tid = self._known(request)

@@ -1,0 +1,229 @@
+"""Card payments to the cloud in batches, their answers stored in one SQLite commit per batch.
+
+Natural batching, no timer: a swipe goes to the cloud at once when fewer than
+``max_in_flight`` card-pay calls are in flight; otherwise it queues, and the queue goes as ONE
+signed request (at most ``max_items`` payments) as soon as a call returns. A lone swipe thus waits
+for nothing, and under load each call carries many swipes: the cost of a signed HTTP request is
+shared by all of them. A call of one payment goes to ``/edge/v1/cards/pay``, of more to
+``/edge/v1/cards/pay-batch`` (which answers each item exactly as the single endpoint would).
+
+The answers of a batch are written to the ``answers`` table in one store job (one transaction,
+one fsync), and only then handed to the waiting terminals: durable before answering, as before.
+
+Deadlines stay per swipe (``card_pay_deadline_s``, counted from the swipe's arrival): a swipe
+whose cloud answer is not in hand by then gets :class:`CloudUnavailable` and is decided offline
+by the caller. If it is still queued it is taken out and never sent (:class:`NotSent`: the caller
+knows the cloud cannot have it); if its request is in flight
+it may still land in the cloud, which is why an offline record keeps the online attempt's txn
+(see :mod:`edge_agent.payments`). Once the cloud's answer is in hand the deadline no longer
+applies: the swipe waits for the disk and gets the cloud's answer, never a second, offline one.
+
+A cloud that does not know ``pay-batch`` (HTTP 403, 404 or 405 without a batch answer: an older
+deployment) is asked item by item from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .answers import DUPLICATE_TXN_MSG, refusal
+from .cloud import PATH_CARD_PAY, PATH_CARD_PAY_BATCH, CloudClient, CloudReply, CloudUnavailable
+from .protocol import Command
+from .store import Store, put_answer
+
+__all__ = ["AgentRefused", "CardPayBatcher", "MAX_BATCH_ITEMS", "MAX_CALLS_IN_FLIGHT", "NotSent"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ITEMS = 50  # 50 cards + 50 dedupe records: the cloud reads them in one BatchGetItem
+# Card-pay calls at once; more swipes than that queue and go together. Measured on the bench: with
+# 2, a burst of 1,000 terminals' first swipes left about 100 past the 800 ms deadline (the answers
+# of only 100 swipes are handled per turn of a loop busy with 1,000 frames); with 4, none.
+MAX_CALLS_IN_FLIGHT = 4
+_UNSUPPORTED = frozenset({403, 404, 405})
+
+
+class AgentRefused(Exception):
+    """The cloud refused the agent's signature (HTTP 401): the payment is decided offline."""
+
+    def __init__(self, reply: CloudReply) -> None:
+        super().__init__(f"HTTP {reply.status}: {reply.body}")
+        self.reply = reply
+
+
+class NotSent(CloudUnavailable):
+    """No answer by the deadline, and the payment never left the queue: the cloud cannot have it."""
+
+
+@dataclass(eq=False)
+class _Swipe:
+    tid: str
+    txn: int
+    digest: str
+    payload: dict[str, Any]
+    ends_at: float  # loop time
+    future: asyncio.Future[dict[str, Any]]
+    sent: bool = False  # in a request: it may land in the cloud
+    answered: bool = False  # the cloud's answer is in hand: the deadline no longer applies
+    abandoned: bool = False  # answered offline meanwhile: not sent, its cloud answer not stored
+
+
+@dataclass
+class _Stats:
+    """Card-pay calls made (a batch the cloud did not know, then paid one by one, counts both)."""
+
+    calls: int = 0
+    items: int = 0  # payments in those calls
+    largest: int = 0
+    by_size: dict[int, int] = field(default_factory=dict)  # payments in a call -> calls
+
+
+class CardPayBatcher:
+    def __init__(self, cloud: CloudClient, store: Store, to_answer: Callable[[int, CloudReply], dict[str, Any]],
+                 *, clock: Callable[[], float] = time.time, max_items: int = MAX_BATCH_ITEMS,
+                 max_in_flight: int = MAX_CALLS_IN_FLIGHT) -> None:
+        self._cloud = cloud
+        self._store = store
+        self._to_answer = to_answer  # (txn, the cloud's reply) -> the body the terminal gets
+        self._clock = clock
+        self._max_items = max_items
+        self._max_in_flight = max_in_flight
+        self._queue: deque[_Swipe] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._batch_endpoint = True
+        self.stats = _Stats()
+
+    @property
+    def in_flight(self) -> int:
+        """Card-pay calls to the cloud now in flight."""
+        return self._in_flight
+
+    async def pay(self, tid: str, txn: int, digest: str, payload: dict[str, Any], deadline_s: float) -> dict[str, Any]:
+        """The stored answer of the cloud for this payment. Raises :class:`CloudUnavailable` when
+        there is none by the deadline, :class:`AgentRefused` on a 401."""
+        loop = asyncio.get_running_loop()
+        swipe = _Swipe(tid, txn, digest, payload, loop.time() + deadline_s, loop.create_future())
+        # A timer rather than asyncio.timeout around the wait: the same deadline at a third of the
+        # CPU, and the timer can tell "no answer yet" (give up) from "answered, being stored" (wait).
+        timer = loop.call_at(swipe.ends_at, _expire, swipe, deadline_s)
+        self._queue.append(swipe)
+        self._start_calls()
+        try:
+            return await swipe.future
+        finally:
+            timer.cancel()
+
+    def _start_calls(self) -> None:
+        while self._queue and self._in_flight < self._max_in_flight:
+            batch: list[_Swipe] = []
+            while self._queue and len(batch) < self._max_items:
+                swipe = self._queue.popleft()
+                if not swipe.abandoned:
+                    swipe.sent = True
+                    batch.append(swipe)
+            if not batch:
+                return
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._call(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, batch: list[_Swipe]) -> None:
+        try:
+            replies = await self._replies(batch)
+            await self._store_answers(batch, replies)
+        except BaseException as exc:  # noqa: BLE001 - every waiter hears it (also a cancellation)
+            for swipe in batch:
+                if not swipe.future.done():
+                    swipe.future.set_exception(exc if isinstance(exc, Exception) else CloudUnavailable(repr(exc)))
+                    swipe.future.exception()  # retrieved: a waiter gone offline must not make it "never retrieved"
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._in_flight -= 1
+            self._start_calls()
+
+    async def _replies(self, batch: list[_Swipe]) -> list[CloudReply | CloudUnavailable]:
+        loop = asyncio.get_running_loop()
+        deadline_s = max(s.ends_at for s in batch) - loop.time()
+        if len(batch) == 1 or not self._batch_endpoint:
+            for _ in batch:
+                self._count(1)
+            replies = await asyncio.gather(*(self._cloud.post(PATH_CARD_PAY, s.payload, deadline_s=deadline_s)
+                                             for s in batch), return_exceptions=True)
+            return [r if isinstance(r, (CloudReply, CloudUnavailable)) else CloudUnavailable(repr(r)) for r in replies]
+        self._count(len(batch))
+        reply = await self._cloud.post(PATH_CARD_PAY_BATCH, {"items": [s.payload for s in batch]},
+                                       deadline_s=deadline_s)
+        results = reply.body.get("results")
+        if reply.success and isinstance(results, list) and len(results) == len(batch):
+            return [_item_reply(result) for result in results]
+        if reply.status == 401:
+            return [reply] * len(batch)
+        if reply.status in _UNSUPPORTED:
+            log.warning("the cloud has no card-pay batches (HTTP %s): paying one by one", reply.status)
+            self._batch_endpoint = False
+            return await self._replies(batch)
+        raise CloudUnavailable(f"card-pay batch answered HTTP {reply.status} {reply.code}")
+
+    async def _store_answers(self, batch: list[_Swipe], replies: list[CloudReply | CloudUnavailable]) -> None:
+        now = self._clock()
+        bodies: list[dict[str, Any] | Exception] = []
+        for swipe, reply in zip(batch, replies):
+            if isinstance(reply, CloudUnavailable):
+                bodies.append(reply)
+                continue
+            swipe.answered = not swipe.abandoned
+            bodies.append(AgentRefused(reply) if reply.status == 401 else self._to_answer(swipe.txn, reply))
+        stored = [(s, b) for s, b in zip(batch, bodies) if s.answered and isinstance(b, dict)]
+
+        def write(c: Any) -> list[dict[str, Any]]:
+            kept = []
+            for swipe, body in stored:
+                answer = put_answer(c, swipe.tid, swipe.txn, Command.CARD_PAY, swipe.digest, body, now)
+                kept.append(answer.body if (answer.cmd, answer.digest) == (Command.CARD_PAY, swipe.digest)
+                            else refusal(Command.CARD_PAY, swipe.txn, "ERR011", DUPLICATE_TXN_MSG))
+            return kept
+
+        kept = await self._store.write(write) if stored else []
+        for (swipe, _body), body in zip(stored, kept):
+            if not swipe.future.done():
+                swipe.future.set_result(body)
+        for swipe, body in zip(batch, bodies):
+            if isinstance(body, Exception) and not swipe.future.done():
+                swipe.future.set_exception(body)
+                swipe.future.exception()
+            elif not swipe.future.done():  # abandoned: its terminal was answered offline
+                swipe.future.cancel()
+
+    def _count(self, size: int) -> None:
+        self.stats.calls += 1
+        self.stats.items += size
+        self.stats.largest = max(self.stats.largest, size)
+        self.stats.by_size[size] = self.stats.by_size.get(size, 0) + 1
+
+
+def _expire(swipe: _Swipe, deadline_s: float) -> None:
+    """The swipe's deadline: without the cloud's answer in hand it is given up (still queued:
+    never sent; in flight: its answer will not be stored) and its caller decides offline."""
+    if not swipe.answered and not swipe.future.done():
+        swipe.abandoned = True
+        problem = f"no card-pay answer within {deadline_s:g} s"
+        swipe.future.set_exception(CloudUnavailable(problem) if swipe.sent else NotSent(f"{problem}, never sent"))
+
+
+def _item_reply(result: Any) -> CloudReply | CloudUnavailable:
+    """One item of a batch answer, as the reply of the single endpoint it stands for; an item that
+    is not a definite answer (malformed, or a server error) is no answer: decided offline."""
+    if isinstance(result, dict) and isinstance(result.get("body"), dict):
+        status = result.get("status")
+        if isinstance(status, int) and not isinstance(status, bool) and status < 500:
+            return CloudReply(status, result["body"])
+    return CloudUnavailable(f"card-pay batch item without a definite answer: {str(result)[:200]}")

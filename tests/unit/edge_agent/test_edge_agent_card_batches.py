@@ -1,0 +1,186 @@
+"""Card payments go to the cloud in natural batches: swipes that arrive while a card-pay call is in
+flight go together in one signed request, their answers stored in one SQLite commit; the 800 ms
+deadline stays per swipe; a cloud without the batch endpoint is asked item by item."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from edge_agent_support import AGENT_ID, CARDS, SECRET, TERMINALS, agent_world, config_for, eventually, run
+
+from edge_agent.answers import digest
+from edge_agent.card_batch import CardPayBatcher, NotSent
+from edge_agent.cloud import CloudClient, CloudUnavailable
+from edge_agent.payments import online_answer
+from edge_agent.protocol import Command
+from edge_agent.simulator.stub_cloud import StubCloud
+from edge_agent.store import Store
+
+PAY, BATCH = "/edge/v1/cards/pay", "/edge/v1/cards/pay-batch"
+
+
+def payload(txn: int, card: str = "10000001", amount: int = 100, tid: str = "T0001") -> dict[str, Any]:
+    return {"terminal_id": tid, "txn": txn, "card": card, "amount_fen": amount, "ts": 1}
+
+
+class Bench:
+    """A batcher (one call in flight at a time) on a real store and a stub cloud, no agent around it."""
+
+    def __init__(self, tmp_path: Path, cloud: StubCloud) -> None:
+        self.cloud = cloud
+        self.client = CloudClient(config_for(cloud.url, tmp_path, card_pay_deadline_s=0.95))
+        self.store = Store.open(tmp_path / "agent.db")
+        self.batcher = CardPayBatcher(self.client, self.store, online_answer, max_in_flight=1)
+
+    def pay(self, txn: int, amount: int = 100, card: str = "10000001", deadline_s: float = 0.95
+            ) -> asyncio.Task[dict[str, Any]]:
+        key = digest(Command.CARD_PAY, card, amount)
+        return asyncio.get_running_loop().create_task(
+            self.batcher.pay("T0001", txn, key, payload(txn, card, amount), deadline_s))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.store.close()
+        await self.cloud.stop()
+
+
+async def bench(tmp_path: Path) -> Bench:
+    cloud = await StubCloud(AGENT_ID, SECRET, TERMINALS).start()
+    cloud.state.cards = dict(CARDS)
+    return Bench(tmp_path, cloud)
+
+
+def test_swipes_during_a_call_go_as_one_request_and_one_commit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        b = await bench(tmp_path)
+        try:
+            # Six swipes in one turn of the loop: the first finds no call in flight and goes alone,
+            # the five others find it in flight and wait for it, then go together.
+            answers = await asyncio.gather(b.pay(1), *(b.pay(txn, amount=10 * txn) for txn in range(2, 7)))
+            assert [a["ok"] for a in answers] == [True] * 6 and {a["offline"] for a in answers} == {False}
+            assert (b.cloud.state.calls[PAY], b.cloud.state.calls[BATCH]) == (1, 1)
+            assert b.batcher.stats.by_size == {1: 1, 5: 1}
+            assert b.store.commits == 2  # one for the lone swipe, one for the batch of five
+            assert b.cloud.state.cards["10000001"] == 10_000 - 100 - 10 * (2 + 3 + 4 + 5 + 6)
+            for txn, answer in enumerate(answers, start=1):
+                assert b.store.get_answer("T0001", txn).body == answer  # stored before it was handed out
+            assert answers[-1]["balance_fen"] == b.cloud.state.cards["10000001"]
+        finally:
+            await b.close()
+
+    run(scenario)
+
+
+def test_a_batch_gets_each_items_own_answer(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        b = await bench(tmp_path)
+        try:
+            _, too_much, unknown, fits = await asyncio.gather(
+                b.pay(1), b.pay(2, amount=600, card="10000003"), b.pay(3, card="99999999"),
+                b.pay(4, amount=400, card="10000003"))
+            assert (too_much["ok"], too_much["code"]) == (False, "ERR007")
+            assert (unknown["ok"], unknown["code"]) == (False, "ERR001")
+            assert (fits["ok"], fits["balance_fen"]) == (True, 100)
+            assert b.batcher.stats.by_size == {1: 1, 3: 1} and b.cloud.state.cards["10000003"] == 100
+        finally:
+            await b.close()
+
+    run(scenario)
+
+
+def test_a_queued_swipe_past_its_deadline_is_never_sent(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        b = await bench(tmp_path)
+        try:
+            b.cloud.hang_s = 0.6
+            first = b.pay(1, deadline_s=0.3)
+            await eventually(lambda: b.batcher.in_flight == 1)
+            queued = b.pay(2, deadline_s=0.1)
+            outcomes = await asyncio.gather(first, queued, return_exceptions=True)
+            # The one in flight may have landed (the caller records an offline refusal as uncertain);
+            # the queued one never left, and says so.
+            assert isinstance(outcomes[0], CloudUnavailable) and not isinstance(outcomes[0], NotSent)
+            assert isinstance(outcomes[1], NotSent)
+            await eventually(lambda: ("T0001", 1) in b.cloud.state.payments)  # the one in flight landed
+            b.cloud.hang_s = 0.0
+            assert (await b.pay(3))["ok"] is True  # the next call
+            assert sorted(b.cloud.state.payments) == [("T0001", 1), ("T0001", 3)]  # txn 2 never left
+            assert b.store.get_answer("T0001", 1) is None and b.store.get_answer("T0001", 2) is None
+        finally:
+            await b.close()
+
+    run(scenario)
+
+
+def test_many_terminals_at_once_through_the_agent(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path, card_pay_deadline_s=0.95) as world:
+            clients = [await world.terminal(tid) for tid in TERMINALS]
+            world.cloud.hang_s = 0.15
+            first = asyncio.create_task(clients[0].card_pay(1, "10000001", 100))
+            await eventually(lambda: world.agent.payments.batches.in_flight == 1)
+            swipes = [(c, txn) for txn in (2, 3) for c in clients]
+            answers = await asyncio.gather(first, *(c.card_pay(txn, "10000002", 50) for c, txn in swipes))
+            assert all(a["ok"] and not a["offline"] for a in answers)
+            assert world.cloud.state.calls[BATCH] >= 1
+            stats = world.agent.payments.batches.stats
+            assert stats.items == 7 and stats.calls == world.cloud.state.calls[PAY] + world.cloud.state.calls[BATCH]
+            assert world.cloud.state.cards["10000002"] == 10_000 - 6 * 50
+            calls = dict(world.cloud.state.calls)
+            for (client, txn), answer in zip(swipes, answers[1:]):  # repeats: the stored answers
+                assert await client.card_pay(txn, "10000002", 50) == answer
+            assert dict(world.cloud.state.calls) == calls  # and no cloud call
+
+    run(scenario)
+
+
+def test_a_cloud_without_batches_is_asked_item_by_item(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        b = await bench(tmp_path)
+        try:
+            b.cloud.card_batches = False
+            answers = await asyncio.gather(*(b.pay(txn) for txn in (1, 2, 3, 4)))  # 1 alone, then 3 together
+            assert all(a["ok"] for a in answers)
+            assert b.cloud.state.calls[BATCH] == 1  # answered 404: the three are paid one by one
+            assert b.cloud.state.calls[PAY] == 4 and b.cloud.state.cards["10000001"] == 10_000 - 400
+            assert all(a["ok"] for a in await asyncio.gather(*(b.pay(txn) for txn in (5, 6, 7))))
+            assert b.cloud.state.calls[BATCH] == 1  # never asked again
+            assert b.cloud.state.calls[PAY] == 7 and b.cloud.state.cards["10000001"] == 10_000 - 700
+        finally:
+            await b.close()
+
+    run(scenario)
+
+
+def test_a_batch_refused_401_is_decided_offline(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path, card_pay_deadline_s=0.95) as world:
+            clients = [await world.terminal(tid) for tid in TERMINALS]
+            world.cloud.state.secret = "rotated"  # the cloud no longer accepts the agent's signature
+            answers = await asyncio.gather(*(c.card_pay(7, "10000001", 100) for c in clients))
+            assert all(a["ok"] and a["offline"] for a in answers)
+            assert world.cloud.state.cards["10000001"] == 10_000  # nothing booked online
+            assert world.agent.store.offline_counts().get("pending") == 3
+
+    run(scenario)
+
+
+def test_repeats_are_found_whatever_the_order_of_txns_and_after_a_restart(tmp_path: Path) -> None:
+    """The in-memory "highest txn" shortcut of ExactlyOnce never hides a stored answer."""
+    async def scenario() -> None:
+        async with agent_world(tmp_path) as world:
+            client = await world.terminal("T0001")
+            high = await client.card_pay(50, "10000001", 100)
+            low = await client.card_pay(7, "10000001", 200)  # a txn below the highest
+            assert await client.card_pay(7, "10000001", 200) == low
+            assert await client.card_pay(50, "10000001", 100) == high
+            await world.restart()
+            client = await world.terminal("T0001")
+            assert await client.card_pay(50, "10000001", 100) == high
+            assert await client.card_pay(7, "10000001", 200) == low
+            assert (await client.card_pay(7, "10000001", 999))["code"] == "ERR011"  # reused for another amount
+            assert world.cloud.state.calls[PAY] == 2 and world.cloud.state.cards["10000001"] == 10_000 - 300
+
+    run(scenario)

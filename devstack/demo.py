@@ -22,6 +22,8 @@ TERMINALS = {"T0001": "demo-key-T0001", "T0002": "demo-key-T0002"}
 CARDS = tuple(f"1000000{n}" for n in range(1, 6))  # 100.00 yuan each
 LOST_CARD = "10000009"
 CARD_BALANCE_FEN = 10_000
+# The canteen counter's bearer token for the operator routes (/cards/v1/..., /refunds/v1/...; local stack only).
+OPERATOR_TOKEN = "demo-operator-token-0000000001"
 
 # The bank of scheme 2 is a WeChat Pay service provider and an Alipay ISV app; the bank's code for
 # the demo canteen binds it as WeChat sub-merchant 1900000109 and as an Alipay authorised seller.
@@ -92,12 +94,15 @@ def seed(container: Container, accounts: dict) -> None:
 
 
 def seed_cards(container: Container) -> None:
-    """Card holders 1..5 with 100.00 yuan on cards 10000001..10000005; holder 9's card 10000009 lost.
+    """The counter's operator token; card holders 1..5 with 100.00 yuan on cards 10000001..10000005;
+    holder 9's card 10000009 lost.
     Recharges carry fixed request ids, so they book once however often this runs."""
     from chalicelib.domain.errors import NotFound
     from chalicelib.services.card_container import card_services
 
-    admin = card_services(container).admin
+    services = card_services(container)
+    services.rules.set_operator_token(MERCHANT_ID, OPERATOR_TOKEN, container.clock.now())
+    admin = services.admin
     for number, card_no in enumerate(CARDS + (LOST_CARD,), start=1):
         try:
             admin.card(MERCHANT_ID, card_no)

@@ -25,3 +25,17 @@ def test_demo_card_pays_and_lost_card_is_refused(stack: LocalStack) -> None:
     admin = card_services(stack.container).admin
     assert admin.card(demo.MERCHANT_ID, "10000001").balance_fen == demo.CARD_BALANCE_FEN - 1250
     assert admin.card(demo.MERCHANT_ID, "10000002").balance_fen == demo.CARD_BALANCE_FEN
+
+
+def test_demo_operator_token_opens_the_counter_routes(stack: LocalStack) -> None:
+    import httpx
+
+    headers = {"X-ScanPay-Merchant": demo.MERCHANT_ID, "Authorization": f"Bearer {demo.OPERATOR_TOKEN}"}
+    card = httpx.get(f"{stack.api_url}/cards/v1/cards/10000002", headers=headers)
+    assert card.status_code == 200, card.text
+    assert card.json()["card_no"] == "10000002"
+    terminals = httpx.get(f"{stack.api_url}/cards/v1/terminals", headers=headers)
+    assert terminals.status_code == 200, terminals.text
+    assert {"T0001", "T0002"} <= {t["terminal_id"] for t in terminals.json()["terminals"]}
+    wrong = httpx.get(f"{stack.api_url}/cards/v1/terminals", headers=headers | {"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401

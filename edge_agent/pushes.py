@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .background import backoff_wait
 from .cloud import PATH_EVENTS, CloudClient, CloudUnavailable
 from .config import AgentConfig
 from .protocol import Command
@@ -87,9 +88,7 @@ class PushCenter:
                 failures = 0
             if more:
                 continue
-            wait = self._config.events_poll_s if failures == 0 else min(
-                self._config.failure_backoff_max_s, self._config.events_poll_s * 2 ** failures)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(backoff_wait(self._config.events_poll_s, self._config.failure_backoff_max_s, failures))
 
     async def poll_once(self) -> bool:
         """One page of the feed; True when the cloud says more is waiting."""

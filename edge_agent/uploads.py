@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .background import run_rounds
 from .cloud import PATH_CARD_OFFLINE, CloudClient, CloudUnavailable
 from .config import AgentConfig
 from .offline import beijing_day
@@ -52,25 +53,8 @@ class OfflineUploader:
     # -- background --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            wait = self._config.upload_interval_s if failures == 0 else min(
-                self._config.failure_backoff_max_s, self._config.upload_interval_s * 2 ** failures)
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.upload_pending()
-            except CloudUnavailable as exc:
-                failures = min(failures + 1, 10)
-                log.info("offline upload postponed: %s", exc)
-            except Exception:  # noqa: BLE001 - the loop must outlive any one bad batch
-                failures = min(failures + 1, 10)
-                log.exception("offline upload failed")
-            else:
-                failures = 0
+        await run_rounds(self.upload_pending, self._wake, self._config.upload_interval_s,
+                         self._config.failure_backoff_max_s, log, "offline upload")
 
     async def upload_pending(self) -> int:
         """Upload every pending record, by terminal in batches of 50; returns how many settled."""

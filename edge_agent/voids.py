@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .background import run_rounds
 from .cloud import CloudClient, CloudReply, CloudUnavailable
 from .config import AgentConfig
 from .store import Store
@@ -75,25 +76,8 @@ class UncertainResolver:
         self._wake.set()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            wait = self._config.upload_interval_s if failures == 0 else min(
-                self._config.failure_backoff_max_s, self._config.upload_interval_s * 2 ** failures)
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.resolve_pending()
-            except CloudUnavailable as exc:
-                failures = min(failures + 1, 10)
-                log.info("uncertain refusals not settled yet: %s", exc)
-            except Exception:  # noqa: BLE001 - the loop must outlive any one bad row
-                failures = min(failures + 1, 10)
-                log.exception("settling uncertain refusals failed")
-            else:
-                failures = 0
+        await run_rounds(self.resolve_pending, self._wake, self._config.upload_interval_s,
+                         self._config.failure_backoff_max_s, log, "settling uncertain refusals")
 
     async def resolve_pending(self) -> int:
         """Ask the cloud about every unsettled row (one round); returns how many were settled.

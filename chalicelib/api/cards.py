@@ -16,7 +16,6 @@ PUT /cards/v1/merchants/{merchant_id}/operator-token; the merchant's own operato
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 
@@ -24,7 +23,7 @@ from chalice import Blueprint, Response
 
 from chalicelib import container
 from chalicelib.api.edge_common import authenticate, authenticate_deferred, claimed_on_error, field, ok, terminal_of
-from chalicelib.api.operator_auth import operator_merchant
+from chalicelib.api.operator_auth import json_object, operator_merchant
 from chalicelib.api.errors import domain_errors_to_http
 from chalicelib.api.notify import PLATFORM_CONTENT_TYPES
 from chalicelib.api.statements import Forbidden, caller_of
@@ -121,7 +120,7 @@ def card_params() -> Response:
 
 def _operator() -> tuple[str, dict]:
     """The operator's merchant and the JSON body, or Unauthorized."""
-    return operator_merchant(cards.current_request.headers), _public_body()
+    return operator_merchant(cards.current_request.headers), json_object(cards.current_request.raw_body)
 
 
 OPERATOR_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{24,128}$")  # enough entropy to be a bearer secret
@@ -140,7 +139,7 @@ def set_operator_token(merchant_id: str) -> Response:
         raise NotFound("no such merchant")
     if caller.role == "dealer" and merchant.dealer_id != caller.dealer_id:
         raise Forbidden("not one of your merchants")
-    token = field(_public_body(), "token", str)
+    token = field(json_object(cards.current_request.raw_body), "token", str)
     if not OPERATOR_TOKEN.match(token):
         raise InvalidRequest("token is 24..128 characters of A-Z a-z 0-9 . _ ~ -")
     _services().rules.set_operator_token(merchant_id, token, container.current().clock.now())
@@ -331,7 +330,7 @@ def notice_template() -> Response:
 @domain_errors_to_http
 def wechat_bind(merchant_id: str) -> Response:
     """After 服务号 OAuth: the page sends the code with the card number and the holder's number."""
-    body = _public_body()
+    body = json_object(cards.current_request.raw_body)
     return _json(_services().online.bind(merchant_id, field(body, "code", str), field(body, "card_no", str),
                                          field(body, "number", str)))
 
@@ -340,7 +339,7 @@ def wechat_bind(merchant_id: str) -> Response:
 @domain_errors_to_http
 def wechat_recharge(merchant_id: str) -> Response:
     """Starts a JSAPI payment: the answer's `jsapi` goes to WeixinJSBridge on the holder's page."""
-    body = _public_body()
+    body = json_object(cards.current_request.raw_body)
     return _json(_services().online.start(merchant_id, field(body, "openid", str), body.get("amount_fen")), 201)
 
 
@@ -348,7 +347,7 @@ def wechat_recharge(merchant_id: str) -> Response:
 @domain_errors_to_http
 def alipay_recharge(merchant_id: str) -> Response:
     """{"card_no", "number", "amount_fen"}: answers the Alipay QR (`qr`) the holder scans with Alipay."""
-    body = _public_body()
+    body = json_object(cards.current_request.raw_body)
     current = container.current()
     alipay = AlipayRecharge(_services().online, current.channels, current.clock, current.settings.public_base_url)
     return _json(alipay.start(merchant_id, field(body, "card_no", str), field(body, "number", str),
@@ -389,11 +388,3 @@ def _reply(reply: HttpReply) -> Response:
     return Response(body=reply.body, status_code=reply.status, headers=dict(reply.headers))
 
 
-def _public_body() -> dict:
-    try:
-        body = json.loads(cards.current_request.raw_body or b"{}")
-    except ValueError:
-        raise InvalidRequest("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    return body

@@ -6,10 +6,11 @@ so that every operator route (cards, terminal status, refunds) refuses exactly t
 """
 from __future__ import annotations
 
+import json
 from typing import Mapping
 
 from chalicelib import container
-from chalicelib.domain.errors import Unauthorized
+from chalicelib.domain.errors import InvalidRequest, Unauthorized
 from chalicelib.services.card_container import card_services
 
 
@@ -26,3 +27,14 @@ def operator_merchant(headers: Mapping[str, str]) -> str:
     if not merchant_id or not token or not rules.operator_token_ok(merchant_id, token):
         raise Unauthorized("operator token required")
     return merchant_id
+
+
+def json_object(raw_body: bytes | None) -> dict:
+    """An operator request's body: a JSON object (an empty body is {}), or InvalidRequest."""
+    try:
+        body = json.loads(raw_body or b"{}")
+    except ValueError:
+        raise InvalidRequest("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    return body

@@ -15,13 +15,12 @@ GET, or repeat the POST), 409 FAILED (the platform refused; nothing was booked).
 """
 from __future__ import annotations
 
-import json
 import logging
 
 from chalice import Blueprint, Response
 
 from chalicelib import container
-from chalicelib.api.operator_auth import operator_merchant
+from chalicelib.api.operator_auth import json_object, operator_merchant
 from chalicelib.api.errors import domain_errors_to_http
 from chalicelib.domain.errors import InvalidRequest
 
@@ -30,16 +29,6 @@ log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 80  # WeChat's refund_desc limit
 STATUS_HTTP = {"REFUNDED": 200, "PENDING": 202, "FAILED": 409}
-
-
-def _body() -> dict:
-    try:
-        body = json.loads(refunds.current_request.raw_body or b"{}")
-    except ValueError:
-        raise InvalidRequest("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    return body
 
 
 def _whole(body: dict, name: str) -> int:
@@ -59,7 +48,7 @@ def _answer(answer: dict) -> Response:
 @domain_errors_to_http
 def refund_order(order_id: str) -> Response:
     merchant_id = operator_merchant(refunds.current_request.headers)
-    body = _body()
+    body = json_object(refunds.current_request.raw_body)
     unknown = set(body) - {"request_no", "refund_fen", "reason"}
     if unknown:
         raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown))}")

@@ -12,6 +12,7 @@ from chalicelib.api.statements import statements
 from chalicelib.api.terminal_status import terminal_status
 from chalicelib.jobs.cards import card_jobs
 from chalicelib.jobs.expiry import expiry_jobs
+from chalicelib.jobs.refunds import refund_jobs
 from chalicelib.jobs.settlement import settlement_jobs
 
 app = ScanPayChalice(app_name="scanpay")
@@ -28,3 +29,4 @@ app.register_blueprint(refunds)
 app.register_blueprint(expiry_jobs)
 app.register_blueprint(card_jobs)
 app.register_blueprint(settlement_jobs)
+app.register_blueprint(refund_jobs)

@@ -65,8 +65,13 @@ class Container:
             self.directory, self.settings.channel_gateway, self.settings.channel_timeout_s, self.clock.now)
 
     @cached_property
+    def refund_store(self) -> RefundStore:
+        """Refund requests of merchants and of late payments; each refund's fee is priced into its day's totals."""
+        return RefundStore(self.settings, self.dedupe, terms_from(self.directory.merchant))
+
+    @cached_property
     def booker(self) -> PaymentBooker:
-        return PaymentBooker(self.orders, self.dedupe, self.clock)
+        return PaymentBooker(self.orders, self.dedupe, self.clock, self.refund_store, self.ledger)
 
     @cached_property
     def licences(self) -> LicenceService:
@@ -81,8 +86,7 @@ class Container:
     @cached_property
     def refunds(self) -> RefundService:
         """Merchant refunds; each refund's fee is priced into its day's settlement totals."""
-        store = RefundStore(self.settings, self.dedupe, terms_from(self.directory.merchant))
-        return RefundService(self.orders, store, self.channels, self.clock)
+        return RefundService(self.orders, self.refund_store, self.channels, self.clock)
 
     @cached_property
     def notifications(self) -> NotificationService:

@@ -6,6 +6,12 @@
 Methods: alipay.trade.precreate, .pay, .query, .close, .cancel, .refund, .fastpay.refund.query and
 alipay.data.dataservice.bill.downloadurl.query (bill_type "trade").
 
+Refunds complete at once (fund_change Y) unless planned otherwise (TradeBook.plan_refunds, wallet
+"alipay"): "processing" answers fund_change N and the refund query lists it without refund_status until
+`POST /sandbox/refunds/finish`; "fail" refuses the refund with ACQ.SELLER_BALANCE_NOT_ENOUGH. A refund
+finished FAILED is no longer listed, and the same out_request_no sent again is a new attempt, as Alipay
+asks merchants to retry a refund that did not go through.
+
 What it checks and how it answers, as Alipay does:
 - every request is signed by the app (RSA2 over the sorted non-empty parameters except `sign`);
   a bad signature answers 40002 isv.invalid-signature, an unknown app 40002 isv.invalid-app-id
@@ -451,27 +457,41 @@ class AlipayPlatform:
             earlier = next((r for r in trade.refunds if r.out_refund_no == request_no), None)
             if earlier is not None and earlier.amount_fen != amount_fen:
                 return _business("ACQ.INVALID_PARAMETER", "同一退款请求号的退款金额不一致")
-            if earlier is None:
+            fund_change = "N"  # a repeat of a refund made (or being made) before
+            if earlier is None or earlier.status == "FAILED":  # new, or Alipay's retry of a failed one
                 if trade.refunded_fen + amount_fen > trade.amount_fen:
                     return _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
-                trade.refunds.append(SimRefund(request_no, self._ctx.new_trade_no("2026"), amount_fen, self._ctx.clock()))
+                status = self._ctx.book.next_refund_status("alipay")  # TradeBook.plan_refunds
+                if status == "FAILED":
+                    return _business("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足")
+                if earlier is None:
+                    trade.refunds.append(SimRefund(request_no, self._ctx.new_trade_no("2026"), amount_fen,
+                                                   self._ctx.clock(), status=status))
+                else:
+                    earlier.status, earlier.created_at = status, self._ctx.clock()
                 trade.status = "REFUND"
-            return {**OK, **self._trade_fields(trade), "fund_change": "N" if earlier else "Y",
-                    "refund_fee": _yuan(trade.refunded_fen), "gmt_refund_pay": _beijing(self._ctx.clock())}
+                fund_change = "Y" if status == "SUCCESS" else "N"  # processing: no money moved yet
+            done_fen = sum(r.amount_fen for r in trade.refunds_done)
+            return {**OK, **self._trade_fields(trade), "fund_change": fund_change,
+                    "refund_fee": _yuan(done_fen), "gmt_refund_pay": _beijing(self._ctx.clock())}
 
     def _refund_query(self, merchant: Merchant, biz: dict, params: dict) -> dict:
-        """As Alipay: a refund it does not know is a 10000 answer without refund fields."""
+        """As Alipay: a refund it does not know (or one that failed) is a 10000 answer without refund
+        fields; one still processing is listed without refund_status; a done one has REFUND_SUCCESS."""
         with self._ctx.book.lock:
             trade = self._find(merchant, biz)
             if trade is None:
                 return _business(*TRADE_NOT_EXIST)
             request_no = str(biz.get("out_request_no") or "")
             refund = next((r for r in trade.refunds if r.out_refund_no == request_no), None)
-            if refund is None:
+            if refund is None or refund.status == "FAILED":
                 return {**OK, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
-            return {**OK, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "out_request_no": request_no,
-                    "total_amount": _yuan(trade.amount_fen), "refund_amount": _yuan(refund.amount_fen),
-                    "refund_status": "REFUND_SUCCESS", "gmt_refund_pay": _beijing(refund.created_at)}
+            listed = {**OK, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
+                      "out_request_no": request_no, "total_amount": _yuan(trade.amount_fen),
+                      "refund_amount": _yuan(refund.amount_fen)}
+            if refund.status != "SUCCESS":
+                return listed
+            return {**listed, "refund_status": "REFUND_SUCCESS", "gmt_refund_pay": _beijing(refund.created_at)}
 
     def _trade_fields(self, trade: SimTrade) -> dict:
         buyer = _buyer_id(trade.payer or trade.out_trade_no)

@@ -7,8 +7,9 @@ Control endpoints (not part of any platform's API):
     GET  /sandbox/trades   every trade the sandbox holds, for people and tests
     POST /sandbox/faults   {"path", "mode": "error"|"timeout", "count"}: the next `count` calls to
                            `path` answer a system error or hang past the client's timeout
-    POST /sandbox/refunds  {"outcome": "processing"|"fail"|"instant", "count"}: what the next `count` new
-                           WeChat refunds do (stay PROCESSING, fail after being accepted, complete)
+    POST /sandbox/refunds  {"outcome": "processing"|"fail"|"instant", "count", "wallet": "wechat"|"alipay"}:
+                           what the next `count` new refunds of the wallet (default wechat) do (stay
+                           PROCESSING, fail, complete)
     POST /sandbox/refunds/finish  {"out_refund_no", "status": "SUCCESS"|"FAILED"}: a processing refund ends
 """
 from __future__ import annotations
@@ -100,7 +101,8 @@ class Sandbox:
     def _plan_refunds(self, request: Request) -> Response:
         data = request.json()
         try:
-            self.ctx.book.plan_refunds(str(data.get("outcome")), int(data.get("count", 1)))
+            self.ctx.book.plan_refunds(str(data.get("outcome")), int(data.get("count", 1)),
+                                       str(data.get("wallet", "wechat")))
         except ValueError as error:
             return Response.json({"ok": False, "message": str(error)}, 400)
         return Response.json({"ok": True})

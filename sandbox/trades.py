@@ -13,6 +13,7 @@ from typing import Iterable
 
 
 REFUND_OUTCOMES = {"instant": "SUCCESS", "processing": "PROCESSING", "fail": "FAILED"}
+REFUND_WALLETS = ("wechat", "alipay")
 
 
 @dataclass
@@ -22,7 +23,8 @@ class SimRefund:
     amount_fen: int
     created_at: float
     # SUCCESS: the money went back. PROCESSING: accepted, not finished (TradeBook.finish_refund ends
-    # it). FAILED: accepted, then the money could not go back (WeChat CHANGE / v3 ABNORMAL).
+    # it). FAILED: accepted, then the money could not go back (WeChat CHANGE / v3 ABNORMAL; Alipay then
+    # no longer lists it, and takes the same out_request_no again as a new attempt).
     status: str = "SUCCESS"
 
 
@@ -65,7 +67,8 @@ class TradeBook:
         self._trades: dict[tuple[str, str, str], SimTrade] = {}
         self._by_code_url: dict[str, SimTrade] = {}
         self._serial = itertools.count(1)
-        self._refund_plan: list[str] = []  # statuses of the next new WeChat refunds (plan_refunds)
+        # statuses of the next new refunds per wallet (plan_refunds)
+        self._refund_plan: dict[str, list[str]] = {wallet: [] for wallet in REFUND_WALLETS}
 
     @property
     def lock(self) -> threading.RLock:
@@ -93,17 +96,21 @@ class TradeBook:
         with self._lock:
             return list(self._trades.values())
 
-    def plan_refunds(self, outcome: str, count: int = 1) -> None:
-        """The next `count` new WeChat refunds (v2 and v3) stay PROCESSING ("processing") or fail after
-        being accepted ("fail"), instead of completing at once ("instant"). Alipay refunds synchronously."""
-        if outcome not in REFUND_OUTCOMES or count < 1:
-            raise ValueError(f"outcome is one of {sorted(REFUND_OUTCOMES)}, count at least 1")
+    def plan_refunds(self, outcome: str, count: int = 1, wallet: str = "wechat") -> None:
+        """The next `count` new refunds of a wallet stay PROCESSING ("processing") or fail ("fail"),
+        instead of completing at once ("instant"). WeChat (v2 and v3) accepts a failing refund and fails
+        it afterwards; Alipay refuses it outright (ACQ.SELLER_BALANCE_NOT_ENOUGH) and answers a
+        processing one with fund_change N."""
+        if outcome not in REFUND_OUTCOMES or count < 1 or wallet not in REFUND_WALLETS:
+            raise ValueError(f"outcome is one of {sorted(REFUND_OUTCOMES)}, count at least 1, "
+                             f"wallet one of {list(REFUND_WALLETS)}")
         with self._lock:
-            self._refund_plan.extend([REFUND_OUTCOMES[outcome]] * count)
+            self._refund_plan[wallet].extend([REFUND_OUTCOMES[outcome]] * count)
 
-    def next_refund_status(self) -> str:
+    def next_refund_status(self, wallet: str = "wechat") -> str:
         with self._lock:
-            return self._refund_plan.pop(0) if self._refund_plan else "SUCCESS"
+            plan = self._refund_plan[wallet]
+            return plan.pop(0) if plan else "SUCCESS"
 
     def finish_refund(self, out_refund_no: str, status: str, now: float | None = None) -> SimRefund | None:
         """A PROCESSING refund completes (SUCCESS) or fails (FAILED); None when there is no such refund

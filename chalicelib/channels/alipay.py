@@ -370,7 +370,10 @@ class AlipayChannel:
 
     @_unknown_without_answer
     def refund(self, request: RefundRequest) -> ChannelResult:
-        """out_request_no is our out_refund_no: a retry after a timeout refunds once (fund_change N)."""
+        """out_request_no is our out_refund_no: a retry after a timeout refunds once. Code 10000 only says
+        the call went through: fund_change Y is money that moved now (REFUNDED); N is a retry of a refund
+        made before, or one Alipay has not finished, so it is answered as accepted (SUCCESS without
+        REFUNDED) and the caller asks alipay.trade.fastpay.refund.query for REFUND_SUCCESS."""
         amount = fen_to_yuan(request.refund_fen)
         extra = {"refund_reason": request.reason} if request.reason else {}
         answer = self._call("alipay.trade.refund", lambda: self._sdk.api_alipay_trade_refund(
@@ -378,13 +381,16 @@ class AlipayChannel:
         ))
         if answer.code != SUCCESS_CODE:
             return _refusal(answer)
-        return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, trade_no=answer.body.get("trade_no") or None,
-                             message=f"fund_change={answer.body.get('fund_change', '')}")
+        fund_change = str(answer.body.get("fund_change", ""))
+        return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED if fund_change == "Y" else None,
+                             trade_no=answer.body.get("trade_no") or None, message=f"fund_change={fund_change}")
 
     @_unknown_without_answer
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelResult:
-        """alipay.trade.fastpay.refund.query: a refund Alipay knows is done (trade.refund answers
-        synchronously); one it does not know is a 10000 answer without refund fields."""
+        """alipay.trade.fastpay.refund.query: done only with refund_status REFUND_SUCCESS. Alipay answers
+        10000 for a refund it does not know (without refund fields: NOT_FOUND, which by Alipay's rule is
+        sent again under the same out_request_no) and lists one it has not finished without
+        refund_status (UNKNOWN: asked again later)."""
         answer = self._call("alipay.trade.fastpay.refund.query", lambda: self._sdk.api_alipay_trade_fastpay_refund_query(
             out_refund_no, out_trade_no=out_trade_no))
         if answer.code != SUCCESS_CODE:
@@ -393,9 +399,9 @@ class AlipayChannel:
             return ChannelResult(ChannelState.UNKNOWN, code=answer.sub_code or answer.code, message=answer.message)
         if answer.body.get("out_request_no") != out_refund_no or not answer.body.get("refund_amount"):
             return ChannelResult(ChannelState.FAIL, TradeStatus.NOT_FOUND, code="REFUND_NOT_EXIST")
-        status = str(answer.body.get("refund_status") or "REFUND_SUCCESS")  # absent in older answers: done
+        status = str(answer.body.get("refund_status") or "")
         if status != "REFUND_SUCCESS":
-            return ChannelResult(ChannelState.UNKNOWN, code=status)
+            return ChannelResult(ChannelState.UNKNOWN, code=status or "REFUND_NOT_CONFIRMED")
         return ChannelResult(ChannelState.SUCCESS, TradeStatus.REFUNDED, trade_no=answer.text("trade_no") or None,
                              amount_fen=answer.fen("refund_amount"), code=status)
 

@@ -14,10 +14,16 @@ entry is booked on the day of the booking: a refund of a previous day's payment 
 settlement.
 
 Refunds are allowed whatever the state of the merchant's licence (only new QR orders stop).
+
+Refunds nobody asks about again are completed by the sweep job (services/refund_sweep.py), which calls
+`resolve` for each open request; the automatic refunds of late payments (services/payments.py) ask the
+platform through the same two helpers, `ask_to_refund` and `ask_about_refund`.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 from chalicelib.channels.base import ChannelResult, ChannelState, PaymentChannel, RefundRequest, TradeStatus
 from chalicelib.domain.clock import Clock
@@ -31,6 +37,43 @@ from chalicelib.store.refunds import BOOKED, FAILED, PENDING, RefundBooking, Ref
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_NO = 999
+
+
+@dataclass(frozen=True)
+class PlatformAnswer:
+    """A refund's outcome at the platform, and whether it came from the refund call itself (a FAIL there
+    is a refusal: nothing moved, the request may be sent again) or from the refund query (a FAIL there:
+    accepted, then failed for good)."""
+
+    result: ChannelResult
+    refused: bool = False
+
+    @property
+    def state(self) -> ChannelState:
+        return self.result.state
+
+
+def ask_to_refund(channel: PaymentChannel, request: RefundRequest) -> PlatformAnswer:
+    """Send a refund (persisted before: the platform refunds an out_refund_no once) and, when the platform
+    only accepted it (WeChat; Alipay with fund_change N), ask at once whether it is done."""
+    result = channel.refund(request)
+    if result.state is ChannelState.FAIL:
+        return PlatformAnswer(result, refused=True)
+    if result.state is ChannelState.SUCCESS and result.trade_status is not TradeStatus.REFUNDED:
+        result = channel.query_refund(request.out_trade_no, request.out_refund_no)  # accepted: done yet?
+        if result.state is ChannelState.FAIL and result.trade_status is TradeStatus.NOT_FOUND:
+            result = ChannelResult(ChannelState.UNKNOWN, code="NOT_YET_LISTED")  # it was just accepted
+    return PlatformAnswer(result)
+
+
+def ask_about_refund(channel: PaymentChannel, out_trade_no: str, out_refund_no: str,
+                     send_again: Callable[[], PlatformAnswer]) -> PlatformAnswer:
+    """A refund sent before: its outcome. One the platform does not know (the first call was lost, or
+    Alipay failed it, whose rule is to send it again under the same number) is sent again."""
+    result = channel.query_refund(out_trade_no, out_refund_no)
+    if result.state is ChannelState.FAIL and result.trade_status is TradeStatus.NOT_FOUND:
+        return send_again()
+    return PlatformAnswer(result)
 
 
 def out_refund_no(order_id: str, request_no: int) -> str:
@@ -94,15 +137,20 @@ class RefundService:
                 stored = self._stored(stored.order.merchant_id, stored.order.order_id)  # the order moved
         raise Conflict("the order kept changing while its refund was recorded; retry the same request_no")
 
-    def _send(self, stored: StoredOrder, refund_no: str, refund_fen: int, reason: str) -> dict:
+    def resolve(self, existing: RefundRequestRecord) -> dict:
+        """The sweep job's step for one open merchant refund: ask the platform, then book, release or
+        leave it pending. Answers as `status`."""
+        answer = {"order_id": existing.order_id, "out_refund_no": existing.out_refund_no,
+                  "refund_fen": existing.refund_fen}
+        return answer | self._resolve(existing, "")
+
+    def _request(self, stored: StoredOrder, refund_no: str, refund_fen: int, reason: str) -> RefundRequest:
         order = stored.order
-        result = self._channel(stored).refund(RefundRequest(order.order_id, refund_no, order.amount_fen, refund_fen,
-                                                            reason or "merchant refund"))
-        if result.state is ChannelState.SUCCESS and result.trade_status is not TradeStatus.REFUNDED:
-            result = self._channel(stored).query_refund(order.order_id, refund_no)  # accepted: done yet?
-            if result.state is ChannelState.FAIL and result.trade_status is TradeStatus.NOT_FOUND:
-                result = ChannelResult(ChannelState.UNKNOWN, code="NOT_YET_LISTED")  # it was just accepted
-        return self._settle(order.order_id, refund_no, refund_fen, result)
+        return RefundRequest(order.order_id, refund_no, order.amount_fen, refund_fen, reason or "merchant refund")
+
+    def _send(self, stored: StoredOrder, refund_no: str, refund_fen: int, reason: str) -> dict:
+        answer = ask_to_refund(self._channel(stored), self._request(stored, refund_no, refund_fen, reason))
+        return self._settle(stored.order.order_id, refund_no, refund_fen, answer.result)
 
     def _resolve(self, existing: RefundRequestRecord, reason: str) -> dict:
         if existing.state == BOOKED:
@@ -110,11 +158,11 @@ class RefundService:
         if existing.state == FAILED:
             return {"status": "FAILED", "code": existing.code}
         stored = self._stored_by_id(existing.order_id)
-        result = self._channel(stored).query_refund(existing.order_id, existing.out_refund_no)
-        if result.state is ChannelState.FAIL and result.trade_status is TradeStatus.NOT_FOUND:
-            # The platform never got it (the first call was lost): ask again, same number, refunds once.
-            return self._send(stored, existing.out_refund_no, existing.refund_fen, reason)
-        return self._settle(existing.order_id, existing.out_refund_no, existing.refund_fen, result)
+        channel = self._channel(stored)
+        # The platform never got it (the first call was lost): sent again, same number, refunds once.
+        answer = ask_about_refund(channel, existing.order_id, existing.out_refund_no, lambda: ask_to_refund(
+            channel, self._request(stored, existing.out_refund_no, existing.refund_fen, reason)))
+        return self._settle(existing.order_id, existing.out_refund_no, existing.refund_fen, answer.result)
 
     def _settle(self, order_id: str, refund_no: str, refund_fen: int, result: ChannelResult) -> dict:
         """Book a refund the platform completed, release one it failed, or leave it pending."""

@@ -263,6 +263,19 @@ class LedgerEntryModel(TableModel):
     by_merchant_day = LedgerByMerchantDay()
 
 
+class RefundRequestsOpen(GlobalSecondaryIndex["DedupeModel"]):
+    """Sparse: only refund request records (`refundreq#`) still open carry refund_queue: "pending#<shard
+    0..3>" while the platform has not confirmed them, "attention" when a late payment's refund failed and
+    waits for a person. The refund sweep job's work list (store/refunds.py)."""
+
+    class Meta:
+        index_name = "refunds_open"
+        projection = KeysOnlyProjection()
+
+    refund_queue = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
 class DedupeModel(TableModel):
     """Permanent idempotency records for money: (terminal, txn), platform trade numbers.
 
@@ -280,6 +293,8 @@ class DedupeModel(TableModel):
     request_hash = UnicodeAttribute(default="")
     created_at = NumberAttribute()
     expires_at = NumberAttribute(null=True)
+    refund_queue = UnicodeAttribute(null=True)  # refund requests only, see RefundRequestsOpen
+    refunds_open = RefundRequestsOpen()
 
 
 from chalicelib.store.card_models import CARD_MODELS  # noqa: E402 - declared in their own module

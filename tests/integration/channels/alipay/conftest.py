@@ -91,6 +91,12 @@ def scan(gateway: str) -> Callable[..., tuple[int, dict]]:
 
 
 @pytest.fixture
+def control(gateway: str) -> Callable[[str, dict], tuple[int, dict]]:
+    """POST a sandbox control endpoint (e.g. /sandbox/refunds): (HTTP status, the sandbox's JSON)."""
+    return lambda path, body: _post_json(f"{gateway}{path}", body)
+
+
+@pytest.fixture
 def fault(gateway: str) -> Callable[[str], None]:
     """The next gateway call answers a 502 ("error") or hangs past the client's timeout ("timeout")."""
 

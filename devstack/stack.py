@@ -1,4 +1,9 @@
-"""Starts the embedded local stack in one process: emulator, sandbox, API, expiry schedule.
+"""Starts the embedded local stack in one process: emulator, sandbox, API, scheduled jobs.
+
+The scheduled jobs run in loops of their own, the local stand-in for EventBridge: the expiry every
+minute, and the refund jobs (the refund sweep, the refunds of online recharges paid for a closed card
+account) every `refund_interval_s`: on AWS they run every 10 minutes; locally a minute, so a refund
+finished in the sandbox (`POST /sandbox/refunds/finish`) is booked while one watches.
 
 Used by `make run` (devstack/__main__.py) and by the end-to-end tests, which start it on free
 ports. Each part listens on 127.0.0.1 only.
@@ -10,11 +15,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from chalicelib import container as container_module
 from chalicelib.config import Settings
 from chalicelib.container import Container
 from chalicelib.domain.clock import Clock, SystemClock
+from chalicelib.jobs.refunds import refund_sweep
+from chalicelib.services.card_container import card_services
 from chalicelib.store.connection import bind_models, create_tables
 from chalicelib.store.secrets import ensure_local_key
 from devstack import demo
@@ -37,6 +45,28 @@ class Ports:
                    int(os.environ.get("SCANPAY_SANDBOX_PORT", 8002)), int(os.environ.get("SCANPAY_EDGE_PORT", 9100)))
 
 
+@dataclass(frozen=True)
+class LocalSchedule:
+    """One scheduled job as the local stack runs it: what an EventBridge rule does on AWS."""
+
+    name: str  # the job's schedule name on AWS
+    interval_s: float
+    run: Callable[[], object]
+
+
+def run_schedule(schedule: LocalSchedule, stop: threading.Event) -> int:
+    """Runs the job every interval until `stop` is set (bounded by it); returns how many runs were
+    made. A failed run is logged and the next interval runs it again, as on AWS."""
+    runs = 0
+    while not stop.wait(schedule.interval_s):
+        runs += 1
+        try:
+            schedule.run()
+        except Exception:  # noqa: BLE001 - one failed run must not end the schedule
+            log.exception("%s run failed", schedule.name)
+    return runs
+
+
 @dataclass
 class LocalStack:
     ports: Ports = field(default_factory=Ports)
@@ -44,6 +74,7 @@ class LocalStack:
     clock: Clock = field(default_factory=SystemClock)
     schedule_scale: float = 0.1  # notification retries 10x faster than the platforms'
     expiry_interval_s: float = 60.0
+    refund_interval_s: float = 60.0  # the refund sweep and the recharge refunds (10 minutes on AWS)
     dynamodb_endpoint: str | None = None  # use a running emulator instead of starting one (tests)
     start_edge_agent: bool = True
     dynamodb: LocalDynamoDB | None = None
@@ -52,6 +83,7 @@ class LocalStack:
     _api_server: object = None
     _edge_agent: object = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _schedule_threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> "LocalStack":
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
@@ -77,7 +109,7 @@ class LocalStack:
         demo.seed(self.container, accounts)
         self._api_server = _serve_api(api_port)
         self.ports.api = api_port
-        threading.Thread(target=self._expiry_loop, name="expiry-schedule", daemon=True).start()
+        self.start_schedules()
         if self.start_edge_agent:
             self._edge_agent = _start_edge_agent(self.api_url, self.ports.edge, self.state_dir / "edge")
             self.ports.edge = self._edge_agent.port  # type: ignore[attr-defined]
@@ -87,17 +119,29 @@ class LocalStack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.api}"
 
-    def _expiry_loop(self) -> None:
-        """The local stand-in for the EventBridge rate(1 minute) schedule."""
-        while not self._stop.wait(self.expiry_interval_s):
-            try:
-                assert self.container is not None
-                self.container.expiry.run()
-            except Exception:  # noqa: BLE001 - a failed run is retried next minute, as on AWS
-                log.exception("expiry run failed")
+    def schedules(self) -> list[LocalSchedule]:
+        """The jobs the local stack runs on a schedule, against its own container (the same service
+        calls the Lambda entry points make)."""
+        container = self.container
+        assert container is not None, "start the stack (or give it a container) first"
+        recharges = card_services(container).online  # resolved once: the loop never swaps the shared one
+        return [
+            LocalSchedule("expire_orders", self.expiry_interval_s, container.expiry.run),
+            LocalSchedule("sweep_refunds", self.refund_interval_s, lambda: refund_sweep(container).run()),
+            LocalSchedule("refund_uncredited_recharges", self.refund_interval_s, recharges.retry_refunds),
+        ]
+
+    def start_schedules(self) -> None:
+        for schedule in self.schedules():
+            thread = threading.Thread(target=run_schedule, args=(schedule, self._stop),
+                                      name=f"{schedule.name}-schedule", daemon=True)
+            thread.start()
+            self._schedule_threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
+        for thread in self._schedule_threads:
+            thread.join(timeout=30)  # a run in progress finishes; no new one starts
         if self._edge_agent is not None:
             self._edge_agent.stop()  # type: ignore[attr-defined]
         if self._api_server is not None:

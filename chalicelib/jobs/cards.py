@@ -33,8 +33,9 @@ def send_recharge_notices(event: object) -> dict:
 
 @card_jobs.schedule("rate(10 minutes)", name="refund_uncredited_recharges")
 def refund_uncredited_recharges(event: object) -> dict:
-    """Online recharges paid for an account closed meanwhile: their refund is asked again (the same
-    out_refund_no each time) until the channel accepts it."""
+    """Online recharges paid for an account closed meanwhile: the platform is asked about their refund
+    (the same out_refund_no each time, sent again when it does not know it) until it confirms it
+    (REFUNDED, booked) or a person must look (refund FAILED)."""
     report = card_services(container.current()).online.retry_refunds()
     log.info(json.dumps({"job": "refund_uncredited_recharges", **report}))
     return report

@@ -8,17 +8,27 @@ by the card_jobs schedule, and after MAX_NOTICE_ATTEMPTS it is FAILED, visible f
 
 The credit lands on the card now holding the account (the new one after a replacement). When the
 account was closed between the start and the notification (the card cancelled), the money is not
-kept: the recharge becomes REFUNDING in one transaction (store/card_recharges.py), the refund is
-asked of the channel at once with the out_refund_no derived from the recharge, and the card job
-retries it until the channel accepts it (REFUNDED); after MAX_REFUND_ATTEMPTS it waits, FAILED and
-visible, for a person. The notification is acknowledged either way: the payment is recorded.
+kept: the recharge becomes REFUNDING in one transaction (store/card_recharges.py) and the refund is
+asked of the channel at once with the out_refund_no derived from the recharge ("RF<recharge_id>").
+Like every refund (services/refunds.py), it is booked only when the platform CONFIRMS the money went
+back: REFUNDED, with its RECHARGE_REFUND entry, then and not on mere acceptance. Until then the card
+job (`refund_uncredited_recharges`) asks the platform about it under the same number each run
+(`ask_about_refund`): still processing or unanswered, it stays REFUNDING and is asked again (the
+platform has it: never given up on); unknown to the platform (the first call was lost, or Alipay
+failed it, whose rule is to send it again under the same number) it is sent again; refused, it is
+sent again next run, and a refusal once MAX_REFUND_ATTEMPTS askings have not ended it hands it to a
+person (refund FAILED, visible); accepted and then failed for good (WeChat CHANGE / ABNORMAL /
+REFUNDCLOSE: the same number only returns the same failed refund, a new one could refund twice) it
+goes to a person at once. A person's `refund_uncredited` resumes any of them. Never booked twice
+(the REFUNDING -> REFUNDED condition and the ledger entry's own), never dropped (it leaves the
+pending index only booked or flagged). The notification is acknowledged either way.
 """
 from __future__ import annotations
 
 import logging
 from typing import Protocol
 
-from chalicelib.channels.base import PaymentNotice, RefundRequest
+from chalicelib.channels.base import ChannelState, PaymentNotice, RefundRequest
 from chalicelib.domain.canteen_notice import CLASSIC_FIELDS, RechargeFacts, template_data
 from chalicelib.domain.cards import LIVE_STATUSES, CardState, Wallet
 from chalicelib.domain.clock import Clock
@@ -31,12 +41,14 @@ from chalicelib.store.canteen_rules import CanteenRulesStore
 from chalicelib.store.card_holders import Holder, HolderStore
 from chalicelib.services.cards import settle
 from chalicelib.services.ports import Channels
+from chalicelib.services.refunds import PlatformAnswer, ask_about_refund, ask_to_refund
 from chalicelib.store.card_recharges import CREATED, PAID, REFUNDED, REFUNDING, Recharge, RechargeStore
 from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, OtherFailed, Repeat
 
 log = logging.getLogger(__name__)
 MAX_NOTICE_ATTEMPTS = 8
-MAX_REFUND_ATTEMPTS = 24  # the job runs every 10 minutes: about four hours before a person is asked
+MAX_REFUND_ATTEMPTS = 24  # the job runs every 10 minutes: refused for about four hours, a person is asked
+REFUND_FAILED = "REFUND_FAILED"  # refund_uncredited's answer for a refund that now waits for a person
 ATTEMPTS = 8
 REFUND_REASON = "饭卡账户已注销，充值退回"
 
@@ -108,7 +120,8 @@ class OnlineRechargeService:
         return {"recharge_id": recharge.recharge_id, "amount_fen": amount, "jsapi": params}
 
     def apply(self, merchant_id: str, notice: PaymentNotice, wallet: str = "wechat") -> str:
-        """Book a verified payment notification once: PAID, DUPLICATE or IGNORED (not a payment).
+        """Book a verified payment notification once: PAID, DUPLICATE or IGNORED (not a payment); for
+        a closed account, where its refund stands (REFUNDED, REFUNDING or REFUND_FAILED).
         `wallet` is the platform that sent it: a recharge is only paid through the wallet it was
         started for. Raises NotFound / Conflict for a notification that does not match its recharge."""
         recharge = self._recharges.get(notice.out_trade_no)
@@ -168,38 +181,68 @@ class OnlineRechargeService:
         if not self._recharges.uncredited(recharge, notice.trade_no, notice.paid_at,
                                           f"trade#{recharge.wallet}#{notice.trade_no}", self._clock.now()):
             return "DUPLICATE"  # another delivery of this notification recorded it
-        return self.refund_uncredited(recharge.recharge_id)
+        return self._refund_step(recharge.recharge_id, first=True)
 
     def refund_uncredited(self, recharge_id: str) -> str:
-        """Ask the channel to refund a REFUNDING recharge (again: the same out_refund_no every time,
-        so a retry after an UNKNOWN answer refunds once). Returns the recharge's status after."""
+        """One step of a REFUNDING recharge's refund (the job's, or a person's for a FAILED one): ask the
+        platform about it under its out_refund_no (sent again when the platform does not know it), then
+        book it, leave it pending or hand it to a person. Returns REFUNDED, REFUNDING (asked again by
+        the next run) or REFUND_FAILED (waits for a person); the status for a recharge not refunding."""
+        return self._refund_step(recharge_id, first=False)
+
+    def _refund_step(self, recharge_id: str, first: bool) -> str:
         recharge = self._recharges.get(recharge_id)
         if recharge is None or recharge.status != REFUNDING or not recharge.out_refund_no:
             return recharge.status if recharge else "NOT_FOUND"
         found = self._channels.for_merchant(recharge.merchant_id, recharge.wallet) if self._channels else None
         if found is None:
-            error, give_up = "no channel for the refund", recharge.refund_attempts + 1 >= MAX_REFUND_ATTEMPTS
+            return self._not_refunded(recharge, "no channel for the refund",
+                                      recharge.refund_attempts + 1 >= MAX_REFUND_ATTEMPTS)
+        channel, _ = found
+        request = RefundRequest(recharge.recharge_id, recharge.out_refund_no, recharge.amount_fen,
+                                recharge.amount_fen, REFUND_REASON)
+        if first:  # just recorded: the platform hears of it for the first time
+            answer = ask_to_refund(channel, request)
         else:
-            channel, _ = found
-            result = channel.refund(RefundRequest(recharge.recharge_id, recharge.out_refund_no, recharge.amount_fen,
-                                                  recharge.amount_fen, REFUND_REASON))
-            if result.ok:
-                self._recharges.refunded(recharge, result.trade_no, self._clock.now())
-                return REFUNDED
-            error = f"{result.state.value} {result.code} {result.message}".strip()
-            give_up = recharge.refund_attempts + 1 >= MAX_REFUND_ATTEMPTS
-        log.warning("recharge %s refund failed (attempt %d): %s", recharge_id, recharge.refund_attempts + 1, error)
-        self._recharges.refund_failed(recharge_id, error, give_up)
-        return REFUNDING
+            answer = ask_about_refund(channel, recharge.recharge_id, recharge.out_refund_no,
+                                      lambda: ask_to_refund(channel, request))
+        return self._settle_refund(recharge, answer)
+
+    def _settle_refund(self, recharge: Recharge, answer: PlatformAnswer) -> str:
+        """Book a refund the platform confirmed; otherwise count the asking and keep it visible."""
+        result = answer.result
+        if answer.state is ChannelState.SUCCESS:
+            # False: a concurrent run booked it first; either way it is booked, once.
+            self._recharges.refunded(recharge, result.trade_no, self._clock.now())
+            return REFUNDED
+        error = f"{result.state.value} {result.code} {result.message}".strip()
+        if answer.state is ChannelState.FAIL and not answer.refused:
+            give_up = True  # accepted, then failed for good: only a person can move this money now
+        else:  # refused: asked again next run, a person after the limit; processing or no answer: asked again
+            give_up = answer.refused and recharge.refund_attempts + 1 >= MAX_REFUND_ATTEMPTS
+        return self._not_refunded(recharge, error, give_up)
+
+    def _not_refunded(self, recharge: Recharge, error: str, give_up: bool) -> str:
+        log.warning("recharge %s not refunded yet (attempt %d%s): %s", recharge.recharge_id,
+                    recharge.refund_attempts + 1, ", a person is asked" if give_up else "", error)
+        if not self._recharges.refund_failed(recharge.recharge_id, error, give_up):
+            current = self._recharges.get(recharge.recharge_id)  # a concurrent run booked it meanwhile
+            return current.status if current else "NOT_FOUND"
+        return REFUND_FAILED if give_up else REFUNDING
 
     def retry_refunds(self) -> dict:
-        refunded = pending = 0
+        """The job: one step of every pending refund. `failed`: handed to a person in this run."""
+        counts = {"refunded": 0, "pending": 0, "failed": 0}
         for recharge_id in list(self._recharges.refunds()):
-            if self.refund_uncredited(recharge_id) == REFUNDED:
-                refunded += 1
-            else:
-                pending += 1
-        return {"refunded": refunded, "pending": pending}
+            outcome = self.refund_uncredited(recharge_id)
+            if outcome == REFUNDED:
+                counts["refunded"] += 1
+            elif outcome == REFUND_FAILED:
+                counts["failed"] += 1
+            elif outcome == REFUNDING:
+                counts["pending"] += 1
+            # (REFUNDED is also the answer for one an earlier run booked while the index still listed it)
+        return counts
 
     def recharge(self, merchant_id: str, recharge_id: str) -> Recharge:
         """One recharge of this merchant (the console's view), or NotFound."""

@@ -4,8 +4,10 @@ credits the card, and the 充值成功通知 still to send listed in a sparse in
 A recharge paid for an account closed meanwhile is never credited and never kept: one transaction
 marks it REFUNDING (listed in the sparse `refunds_pending` index), books the money received on the
 recharge's own ledger account ("recharge#<id>", RECHARGE_UNCREDITED) and writes the platform
-trade's dedupe record; when the channel accepts the refund (out_refund_no "RF<recharge_id>", the
-same on every retry) a second one marks it REFUNDED with the negative RECHARGE_REFUND entry."""
+trade's dedupe record; when the platform confirms the refund went back (out_refund_no
+"RF<recharge_id>", the same on every retry; acceptance alone is not enough) a second one marks it
+REFUNDED with the negative RECHARGE_REFUND entry. Between the two, every asking that did not end it
+is counted on the recharge (refund_failed), PENDING for the job or FAILED for a person."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -185,9 +187,10 @@ class RechargeStore:
             raise
         return True
 
-    def refund_failed(self, recharge_id: str, error: str, give_up: bool) -> None:
-        """Kept visible: PENDING is retried by the job, FAILED waits for a person. Nothing is written
-        when another run has recorded the refund meanwhile."""
+    def refund_failed(self, recharge_id: str, error: str, give_up: bool) -> bool:
+        """An asking that did not end the refund (refused, processing, unanswered, failed), kept
+        visible: PENDING is asked again by the job, FAILED waits for a person. False, and nothing
+        written, when another run has booked the refund meanwhile."""
         try:
             CardRechargeModel(recharge_id).update(actions=[
                 CardRechargeModel.refund_attempts.add(1), CardRechargeModel.refund_error.set(error[:500]),
@@ -196,6 +199,8 @@ class RechargeStore:
         except UpdateError as failed:
             if failed.cause_response_code != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
 
     def refunds(self, state: str = REFUND_PENDING, limit: int = 200) -> Iterator[str]:
         for item in CardRechargeModel.refunds_pending.query(state, limit=limit):

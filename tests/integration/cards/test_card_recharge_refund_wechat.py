@@ -1,18 +1,22 @@
 """A WeChat (JSAPI) recharge paid after the card was cancelled, end to end through the sandbox's
 WeChat Pay v2: the notification is acknowledged, the money is refunded at the platform exactly once
 (out_refund_no derived from the recharge, so a retry after a 502 or a repeated notification never
-refunds twice), and the recharge shows REFUNDED. Nothing reaches the closed account."""
+refunds twice), booked only once WeChat confirms it (a refund still PROCESSING stays REFUNDING; one
+WeChat fails after accepting it waits for a person), and the recharge shows REFUNDED. Nothing reaches
+the closed account."""
 from __future__ import annotations
 
 import json
 from typing import Iterator
 
+import httpx
 import pytest
 
 from chalicelib.container import Container
 from chalicelib.services.card_container import card_services
 from chalicelib.store.card_recharges import REFUNDED, REFUNDING, recharge_account
 from chalicelib.store.models import LedgerEntryModel
+from chalicelib.store.settlement_totals import read_totals
 from chalicelib.store.registry import ChannelAccount
 from recharge_stack import pay_in_sandbox
 from recharge_stack import http, receiver, stack  # noqa: F401  (fixtures)
@@ -81,6 +85,34 @@ def _assert_untouched_and_balanced(merchant_id: str, recharge_id: str, closed_ca
     assert (totals.balances_fen, totals.by_kind["RECHARGE"]) == (0, START_FEN)  # cash paid out at cancel
     entries = {e.kind: int(e.amount_fen) for e in LedgerEntryModel.query(recharge_account(recharge_id))}
     assert entries == {"RECHARGE_UNCREDITED": RECHARGE_FEN, "RECHARGE_REFUND": -RECHARGE_FEN}
+    assert _refund_totals(merchant_id, recharge_id) == {"RECHARGE_UNCREDITED": (RECHARGE_FEN, 1),
+                                                         "RECHARGE_REFUND": (-RECHARGE_FEN, 1)}
+
+
+def _refund_totals(merchant_id: str, recharge_id: str) -> dict[str, tuple[int, int]]:
+    """The settlement totals' (amount, count) per recharge-refund kind, over the days of the recharge's
+    entries (this merchant has no other recharge refunds)."""
+    days = {e.business_date for e in LedgerEntryModel.query(recharge_account(recharge_id), consistent_read=True)}
+    found: dict[str, tuple[int, int]] = {}
+    for day in days:
+        for _, counters in read_totals(merchant_id, day):
+            for name, value in counters.items():
+                kind = next((k for k in ("RECHARGE_UNCREDITED", "RECHARGE_REFUND") if f"|{k}|" in name), None)
+                if kind and value:
+                    amount, count = found.get(kind, (0, 0))
+                    found[kind] = (amount + value, count) if name.endswith("amount_fen") else (amount, count + value)
+    return found
+
+
+def _plan_refunds(sandbox: Sandbox, outcome: str) -> None:
+    answer = httpx.post(f"{sandbox.ctx.base_url}/sandbox/refunds", json={"outcome": outcome, "count": 1})
+    assert answer.status_code == 200, answer.text
+
+
+def _finish_refund(sandbox: Sandbox, out_refund_no: str, status: str) -> None:
+    answer = httpx.post(f"{sandbox.ctx.base_url}/sandbox/refunds/finish",
+                        json={"out_refund_no": out_refund_no, "status": status})
+    assert answer.status_code == 200, answer.text
 
 
 def test_paid_for_a_cancelled_card_is_refunded_once_at_wechat(http, stack, merchant, sandbox, receiver):
@@ -94,7 +126,7 @@ def test_paid_for_a_cancelled_card_is_refunded_once_at_wechat(http, stack, merch
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     for _ in range(2):  # WeChat repeats its notification: acknowledged, nothing refunded again
         assert b"SUCCESS" in _notify(http, merchant, body)
-    assert card_services(stack).online.retry_refunds() == {"refunded": 0, "pending": 0}
+    assert card_services(stack).online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     _assert_untouched_and_balanced(merchant, recharge_id, closed_card)
 
@@ -109,8 +141,55 @@ def test_a_refund_that_met_a_502_is_asked_again_with_the_same_number(http, stack
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_attempts) == (REFUNDING, "PENDING", 1)
     assert _sandbox_refunds(sandbox, recharge_id) == []
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
     assert services.online.refund_uncredited(recharge_id) == REFUNDED  # once more by hand: nothing more
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     assert services.recharges.get(recharge_id).status == REFUNDED
     _assert_untouched_and_balanced(merchant, recharge_id, closed_card)
+
+
+def test_a_processing_refund_is_booked_when_wechat_finishes_it(http, stack, merchant, sandbox, receiver):
+    recharge_id, prepay_id = _start_and_cancel(http, stack, merchant)
+    closed_card = card_snapshot(merchant, [CARD])
+    _plan_refunds(sandbox, "processing")
+    body = pay_in_sandbox(sandbox, receiver, "/sandbox/jsapi/pay", {"prepay_id": prepay_id})
+    assert b"SUCCESS" in _notify(http, merchant, body)
+    services = card_services(stack)
+    recharge = services.recharges.get(recharge_id)
+    assert (recharge.status, recharge.refund, recharge.refund_error) == (REFUNDING, "PENDING", "UNKNOWN PROCESSING OK")
+    assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]  # accepted at WeChat
+    uncredited = {"RECHARGE_UNCREDITED": (RECHARGE_FEN, 1)}
+    assert _refund_totals(merchant, recharge_id) == uncredited  # received, not refunded yet
+    for _ in range(2):  # still processing: asked about, nothing booked, nothing sent again
+        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0}
+    assert _refund_totals(merchant, recharge_id) == uncredited
+    assert services.recharges.get(recharge_id).status == REFUNDING
+    _finish_refund(sandbox, f"RF{recharge_id}", "SUCCESS")
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    recharge = services.recharges.get(recharge_id)
+    assert (recharge.status, recharge.refund) == (REFUNDED, None) and recharge.refund_id
+    assert b"SUCCESS" in _notify(http, merchant, body)  # a late repeat of the notification: nothing more
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+    assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
+    _assert_untouched_and_balanced(merchant, recharge_id, closed_card)
+
+
+def test_a_refund_wechat_fails_after_accepting_it_waits_for_a_person(http, stack, merchant, sandbox, receiver):
+    recharge_id, prepay_id = _start_and_cancel(http, stack, merchant)
+    closed_card = card_snapshot(merchant, [CARD])
+    _plan_refunds(sandbox, "processing")
+    body = pay_in_sandbox(sandbox, receiver, "/sandbox/jsapi/pay", {"prepay_id": prepay_id})
+    assert b"SUCCESS" in _notify(http, merchant, body)
+    _finish_refund(sandbox, f"RF{recharge_id}", "FAILED")  # refundquery answers CHANGE
+    services = card_services(stack)
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1}
+    recharge = services.recharges.get(recharge_id)
+    assert (recharge.status, recharge.refund, recharge.refund_error) == (REFUNDING, "FAILED", "FAIL CHANGE OK")
+    assert recharge_id in list(services.recharges.refunds("FAILED"))  # (the session's tables hold others')
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}  # left to the person
+    assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]  # one refund, never another
+    assert card_snapshot(merchant, [CARD]) == closed_card
+    assert check_card_ledger(merchant).balances_fen == 0
+    entries = {e.kind: int(e.amount_fen) for e in LedgerEntryModel.query(recharge_account(recharge_id))}
+    assert entries == {"RECHARGE_UNCREDITED": RECHARGE_FEN}  # nothing booked as refunded
+    assert _refund_totals(merchant, recharge_id) == {"RECHARGE_UNCREDITED": (RECHARGE_FEN, 1)}

@@ -232,9 +232,14 @@ class OnlineRechargeService:
 
     def retry_refunds(self) -> dict:
         """The job: one step of every pending refund. `failed`: handed to a person in this run."""
-        counts = {"refunded": 0, "pending": 0, "failed": 0}
+        counts = {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
         for recharge_id in list(self._recharges.refunds()):
-            outcome = self.refund_uncredited(recharge_id)
+            try:
+                outcome = self.refund_uncredited(recharge_id)
+            except Exception:  # noqa: BLE001 - one bad recharge must not hold back the others' refunds
+                log.exception("refund of uncredited recharge %s failed; next run tries again", recharge_id)
+                counts["errors"] += 1
+                continue
             if outcome == REFUNDED:
                 counts["refunded"] += 1
             elif outcome == REFUND_FAILED:

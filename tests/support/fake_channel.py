@@ -45,11 +45,15 @@ class FakeChannel:
     calls: list[tuple[str, str]] = field(default_factory=list)
     refunds: dict[str, RefundRequest] = field(default_factory=dict)
     next_answer: dict[str, ChannelState] = field(default_factory=dict)  # capability -> forced state once
+    next_error: dict[str, Exception] = field(default_factory=dict)  # capability -> raised once (a bug, a crash)
     # refunds: out_refund_no -> SUCCESS | PROCESSING | FAILED; new refunds take the next planned state
     refund_states: dict[str, str] = field(default_factory=dict)
     next_refund_states: list[str] = field(default_factory=list)
 
     def _forced(self, capability: str) -> ChannelResult | None:
+        error = self.next_error.pop(capability, None)
+        if error is not None:
+            raise error
         state = self.next_answer.pop(capability, None)
         if state is None:
             return None

@@ -93,7 +93,7 @@ def test_paid_after_the_card_was_cancelled_is_refunded_once(http, world, service
     assert (status, body["status"], body["credited_card_no"]) == (200, "REFUNDED", None)
     assert (body["refund"]["out_refund_no"], body["refund"]["state"], body["refund"]["refund_id"]) == (
         f"RF{recharge_id}", None, f"RFRF{recharge_id}")
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
     assert _refund_calls(fake_channels) == [f"RF{recharge_id}"]
 
 
@@ -108,7 +108,7 @@ def test_an_unanswered_refund_stays_visible_and_the_job_retries_it(http, world, 
     assert body["refund"]["error"].startswith("UNKNOWN")
     assert list(services.recharges.refunds()) == [recharge_id]
     assert _recharge_ledger(recharge_id) == [("uncredited", "RECHARGE_UNCREDITED", 3_000)]
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
     assert _refund_calls(fake_channels) == [f"RF{recharge_id}"] * 2  # unknown to the platform: sent again
     assert op.call("GET", f"/cards/v1/recharges/{recharge_id}")[1]["status"] == "REFUNDED"
     assert list(services.recharges.refunds()) == []
@@ -173,13 +173,13 @@ def test_an_accepted_refund_is_booked_only_once_the_platform_confirms_it(http, w
     assert received == RECEIVED_TOTALS  # the money received, nothing refunded
     # Processing for longer than the attempt limit: never given up on, never booked, never sent twice.
     for _ in range(MAX_REFUND_ATTEMPTS + 1):
-        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0}
+        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0, "errors": 0}
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_error) == ("REFUNDING", "PENDING", "UNKNOWN PROCESSING")
     assert _uncredited_only(recharge_id) and _recharge_totals(world.merchant_id, recharge_id) == received
     assert _refund_calls(fake_channels) == [f"RF{recharge_id}"]  # only asked about since
     channel.refund_states[f"RF{recharge_id}"] = "SUCCESS"  # the platform finishes it
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_id) == ("REFUNDED", None, f"RFRF{recharge_id}")
     assert _recharge_ledger(recharge_id) == [("refund", "RECHARGE_REFUND", -3_000),
@@ -187,7 +187,7 @@ def test_an_accepted_refund_is_booked_only_once_the_platform_confirms_it(http, w
     refunded = _recharge_totals(world.merchant_id, recharge_id)
     assert refunded == RECEIVED_TOTALS | REFUNDED_TOTALS
     for _ in range(2):  # re-runs, and a person asking again: nothing more
-        assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+        assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
         assert services.online.refund_uncredited(recharge_id) == "REFUNDED"
     assert _recharge_totals(world.merchant_id, recharge_id) == refunded
     assert _refund_calls(fake_channels) == [f"RF{recharge_id}"]
@@ -204,12 +204,12 @@ def test_a_refund_the_platform_fails_after_accepting_it_goes_to_a_person(http, w
     _notify(http, fake_channels, world, recharge_id)
     received = _recharge_totals(world.merchant_id, recharge_id)
     channel.refund_states[f"RF{recharge_id}"] = "FAILED"  # WeChat CHANGE / ABNORMAL: the money did not reach the payer
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1}
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1, "errors": 0}
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_error) == ("REFUNDING", "FAILED", "FAIL CHANGE")
     assert recharge_id not in list(services.recharges.refunds())
     assert recharge_id in list(services.recharges.refunds("FAILED"))  # (the session's tables may hold others')
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}  # the job leaves it alone
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}  # the job leaves it alone
     assert services.online.refund_uncredited(recharge_id) == REFUND_FAILED  # a person asks: still failed
     assert _refund_calls(fake_channels) == [f"RF{recharge_id}"]  # never sent under another number
     assert _uncredited_only(recharge_id) and _recharge_totals(world.merchant_id, recharge_id) == received
@@ -228,7 +228,7 @@ def test_a_refund_the_platform_dropped_is_sent_again_under_the_same_number(http,
     channel.next_refund_states.append("PROCESSING")
     _notify(http, fake_channels, world, recharge_id)
     del channel.refunds[f"RF{recharge_id}"], channel.refund_states[f"RF{recharge_id}"]  # failed: not listed
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
     assert _refund_calls(fake_channels) == [f"RF{recharge_id}"] * 2
     assert _recharge_ledger(recharge_id) == [("refund", "RECHARGE_REFUND", -3_000),
                                              ("uncredited", "RECHARGE_UNCREDITED", 3_000)]
@@ -244,11 +244,27 @@ def test_a_refused_refund_counts_toward_the_limit_a_processing_one_does_not(http
     _notify(http, fake_channels, world, recharge_id)
     for _ in range(MAX_REFUND_ATTEMPTS):  # unanswered again and again: asked again, never given up on
         channel.next_answer["query_refund"] = ChannelState.UNKNOWN
-        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0}
+        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0, "errors": 0}
     channel.next_answer["refund"] = ChannelState.FAIL  # then refused, past the limit: a person
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1}
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1, "errors": 0}
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_attempts) == ("REFUNDING", "FAILED", MAX_REFUND_ATTEMPTS + 2)
     assert _uncredited_only(recharge_id)
     assert services.online.refund_uncredited(recharge_id) == "REFUNDED"  # a person asks again, once it can pay
     assert sum(a for _, _, a in _recharge_ledger(recharge_id)) == 0
+
+
+def test_one_recharge_failing_in_the_job_does_not_hold_back_the_others(http, world, services, fake_channels) -> None:
+    first, second = _start(http, world), _start(http, world, amount=2_000)
+    services.admin.cancel(world.merchant_id, CARD)
+    channel = fake_channels.by_wallet["alipay"]
+    for recharge_id in (first, second):
+        channel.next_answer["refund"] = ChannelState.UNKNOWN  # both wait for the job
+        assert _notify(http, fake_channels, world, recharge_id).status_code == 200
+    channel.next_error["query_refund"] = RuntimeError("a bug in one recharge's step")
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 1}
+    assert len([r for r in (first, second) if services.recharges.get(r).status == "REFUNDED"]) == 1
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
+    assert {services.recharges.get(r).status for r in (first, second)} == {"REFUNDED"}
+    for recharge_id in (first, second):
+        assert sum(a for _, _, a in _recharge_ledger(recharge_id)) == 0  # received, then given back once

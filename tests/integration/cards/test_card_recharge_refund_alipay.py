@@ -113,17 +113,17 @@ def test_a_refund_alipay_fails_after_accepting_is_sent_again_under_the_same_numb
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund) == (REFUNDING, "PENDING")  # fund_change N: not confirmed
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN, "PROCESSING")]
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0}  # listed, not done
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0, "errors": 0}  # listed, not done
     assert _entries(recharge_id) == {"RECHARGE_UNCREDITED": RECHARGE_FEN}
     assert _refund_totals(merchant, recharge_id) == {"RECHARGE_UNCREDITED": RECHARGE_FEN}
     finished = httpx.post(f"{sandbox.ctx.base_url}/sandbox/refunds/finish",
                           json={"out_refund_no": f"RF{recharge_id}", "status": "FAILED"})
     assert finished.status_code == 200, finished.text
     # No longer listed at Alipay: sent again under the same out_request_no, which refunds at once now.
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
     assert services.recharges.get(recharge_id).status == REFUNDED
     for _ in range(2):  # re-runs book nothing more
-        assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+        assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
         assert services.online.refund_uncredited(recharge_id) == REFUNDED
     _assert_refunded_once(sandbox, merchant, recharge_id, closed_card)
 
@@ -136,6 +136,6 @@ def test_a_refund_alipay_refuses_is_sent_again_by_the_next_run(http, stack, merc
     assert recharge.refund_error.startswith("FAIL ACQ.SELLER_BALANCE_NOT_ENOUGH")
     assert _sandbox_refunds(sandbox, recharge_id) == []
     assert _entries(recharge_id) == {"RECHARGE_UNCREDITED": RECHARGE_FEN}
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
     _assert_refunded_once(sandbox, merchant, recharge_id, closed_card)

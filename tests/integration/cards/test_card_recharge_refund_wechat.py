@@ -126,7 +126,7 @@ def test_paid_for_a_cancelled_card_is_refunded_once_at_wechat(http, stack, merch
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     for _ in range(2):  # WeChat repeats its notification: acknowledged, nothing refunded again
         assert b"SUCCESS" in _notify(http, merchant, body)
-    assert card_services(stack).online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+    assert card_services(stack).online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     _assert_untouched_and_balanced(merchant, recharge_id, closed_card)
 
@@ -141,7 +141,7 @@ def test_a_refund_that_met_a_502_is_asked_again_with_the_same_number(http, stack
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_attempts) == (REFUNDING, "PENDING", 1)
     assert _sandbox_refunds(sandbox, recharge_id) == []
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
     assert services.online.refund_uncredited(recharge_id) == REFUNDED  # once more by hand: nothing more
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     assert services.recharges.get(recharge_id).status == REFUNDED
@@ -161,15 +161,15 @@ def test_a_processing_refund_is_booked_when_wechat_finishes_it(http, stack, merc
     uncredited = {"RECHARGE_UNCREDITED": (RECHARGE_FEN, 1)}
     assert _refund_totals(merchant, recharge_id) == uncredited  # received, not refunded yet
     for _ in range(2):  # still processing: asked about, nothing booked, nothing sent again
-        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0}
+        assert services.online.retry_refunds() == {"refunded": 0, "pending": 1, "failed": 0, "errors": 0}
     assert _refund_totals(merchant, recharge_id) == uncredited
     assert services.recharges.get(recharge_id).status == REFUNDING
     _finish_refund(sandbox, f"RF{recharge_id}", "SUCCESS")
-    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 1, "pending": 0, "failed": 0, "errors": 0}
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund) == (REFUNDED, None) and recharge.refund_id
     assert b"SUCCESS" in _notify(http, merchant, body)  # a late repeat of the notification: nothing more
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]
     _assert_untouched_and_balanced(merchant, recharge_id, closed_card)
 
@@ -182,11 +182,11 @@ def test_a_refund_wechat_fails_after_accepting_it_waits_for_a_person(http, stack
     assert b"SUCCESS" in _notify(http, merchant, body)
     _finish_refund(sandbox, f"RF{recharge_id}", "FAILED")  # refundquery answers CHANGE
     services = card_services(stack)
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1}
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 1, "errors": 0}
     recharge = services.recharges.get(recharge_id)
     assert (recharge.status, recharge.refund, recharge.refund_error) == (REFUNDING, "FAILED", "FAIL CHANGE OK")
     assert recharge_id in list(services.recharges.refunds("FAILED"))  # (the session's tables hold others')
-    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0}  # left to the person
+    assert services.online.retry_refunds() == {"refunded": 0, "pending": 0, "failed": 0, "errors": 0}  # left to the person
     assert _sandbox_refunds(sandbox, recharge_id) == [(f"RF{recharge_id}", RECHARGE_FEN)]  # one refund, never another
     assert card_snapshot(merchant, [CARD]) == closed_card
     assert check_card_ledger(merchant).balances_fen == 0

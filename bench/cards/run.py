@@ -12,9 +12,13 @@ CPU is its own), in the same run:
    same condition, the ledger entry, the dedupe record, the nonce record with its condition),
    hand-built dicts, no PynamoDB;
 5. raw boto3: the same BatchGetItem and TransactWriteItems (what the service's DynamoDB work costs
-   at the least).
+   at the least);
+6. through the API as Lambda runs it, a signed POST /edge/v1/cards/pay-batch of B payments on B
+   different cards (what the edge agent sends under load, edge_agent/card_batch.py), for each B of
+   --sizes: one PutItem (the nonce), one BatchGetItem, B TransactWriteItems. Shown per payment;
+7. raw boto3 doing the same calls for a batch of the largest B (hand-built dicts).
 Prints CPU ms per payment (median and p90 of batches) and the ratios to row 4, the issue's yardstick
-(aim: API under 1.5x), and to row 5. Every loop is bounded by --n.
+(aim: API under 1.5x), and to row 5. Every loop is bounded by --n (and --requests for batches).
 """
 from __future__ import annotations
 
@@ -26,13 +30,15 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.operations import Meter, _dummy_aws_credentials
+from bench.core.operations import Meter, Row, _dummy_aws_credentials
 from bench.core.stack import start_emulator
 
 
 PAY = "/edge/v1/cards/pay"
+PAY_BATCH = "/edge/v1/cards/pay-batch"
 
 
 def lambda_event(path: str, headers: dict[str, str], body: bytes) -> dict:
@@ -52,12 +58,16 @@ class RawPayments:
     """What a card payment writes, as plain boto3 dicts: the yardstick for our own layers."""
 
     def __init__(self, client, settings, merchant_id: str, card_no: str, account_id: str, cash_fen: int) -> None:  # type: ignore[no-untyped-def]
+        from chalicelib.domain.settlement_totals import shard_of
         from chalicelib.store.card_models import CardModel
         from chalicelib.store.models import DedupeModel, LedgerEntryModel
+        from chalicelib.store.settlement_totals import SettlementTotalsModel
 
         self.client, self.merchant_id, self.card_no, self.account_id = client, merchant_id, card_no, account_id
         self.cash_fen = cash_fen
         self.tables = (CardModel.Meta.table_name, LedgerEntryModel.Meta.table_name, DedupeModel.Meta.table_name)
+        self.totals_table = SettlementTotalsModel.Meta.table_name
+        self.totals_shard = f"card#{shard_of(account_id)}"  # a card payment's totals item (store/settlement_totals.py)
         self.txn = itertools.count(1)
 
     def items(self, amount_fen: int = 100) -> list[dict]:
@@ -99,8 +109,16 @@ class RawPayments:
                          "ExpressionAttributeValues": {":now": {"N": str(now)}}, "Item": {
                              "dedupe_key": {"S": f"nonce#RAW#{txn}"}, "kind": {"S": "nonce"},
                              "created_at": {"N": str(now)}, "expires_at": {"N": str(now + 600)}}}}
+        # The merchant-day's running totals, ADDed in every card transaction since 2026-11-26 (run G on).
+        totals = {"Update": {
+            "TableName": self.totals_table,
+            "Key": {"merchant_day": {"S": f"{self.merchant_id}#{day}"}, "channel_shard": {"S": self.totals_shard}},
+            "UpdateExpression": "ADD #a :amt, #c :one",
+            "ExpressionAttributeNames": {"#a": "R|card|CARD_PAYMENT|cash|amount_fen",
+                                         "#c": "R|card|CARD_PAYMENT|cash|count"},
+            "ExpressionAttributeValues": {":amt": {"N": str(-amount_fen)}, ":one": {"N": "1"}}}}
         self.cash_fen -= amount_fen
-        return [entry, record, nonce, update]
+        return [entry, record, nonce, update, totals]
 
     def transact(self) -> None:
         self.client.transact_write_items(TransactItems=self.items())
@@ -112,8 +130,61 @@ class RawPayments:
             dedupe: {"Keys": [{"dedupe_key": {"S": "txn#RAW#none"}}], "ConsistentRead": True}})
         self.transact()
 
+    def batch(self, card_keys: list[str]) -> None:
+        """What a pay-batch of len(card_keys) does at the least: the nonce PutItem, one BatchGetItem of
+        the cards and their txns' dedupe records, one TransactWriteItems per payment."""
+        cards, _, dedupe = self.tables
+        txn, now = next(self.txn), time.time()
+        self.client.put_item(
+            TableName=dedupe, ConditionExpression="attribute_not_exists(dedupe_key) OR expires_at < :now",
+            ExpressionAttributeValues={":now": {"N": str(now)}},
+            Item={"dedupe_key": {"S": f"nonce#RAWB#{txn}"}, "kind": {"S": "nonce"}, "created_at": {"N": str(now)},
+                  "expires_at": {"N": str(now + 600)}})
+        self.client.batch_get_item(RequestItems={
+            cards: {"Keys": [{"card_key": {"S": k}} for k in card_keys], "ConsistentRead": True},
+            dedupe: {"Keys": [{"dedupe_key": {"S": f"txn#RAWB#{txn}#{i}"}} for i in range(len(card_keys))],
+                     "ConsistentRead": True}})
+        for _ in card_keys:
+            self.transact()
 
-def run(n: int, batch: int) -> int:
+
+@dataclass
+class BatchRow:
+    """A Meter row of pay-batch requests, shown per payment."""
+
+    row: Row
+    size: int
+
+    @property
+    def operation(self) -> str:
+        return self.row.operation
+
+    @property
+    def n(self) -> int:
+        return self.row.n * self.size
+
+    @property
+    def calls_per_op(self) -> dict[str, float]:
+        return {api: count / self.size for api, count in self.row.calls_per_op.items()}
+
+    @property
+    def median_ms(self) -> float:
+        return self.row.median_ms / self.size
+
+    @property
+    def p90_ms(self) -> float:
+        return self.row.p90_ms / self.size
+
+    @property
+    def first_ms(self) -> float:
+        return self.row.first_ms / self.size
+
+    @property
+    def thread_ms_total(self) -> float:
+        return self.row.thread_ms_total
+
+
+def run(n: int, batch: int, sizes: tuple[int, ...] = (10, 50), requests: int = 0) -> int:
     _dummy_aws_credentials()
     import boto3
     from chalice.test import Client
@@ -170,6 +241,27 @@ def run(n: int, batch: int) -> int:
                 answers += meter.measure("card payment, API via Chalice test client", [client_pay] * (n + 1))
             answers += meter.measure("card payment, CardPaymentService.pay", [
                 lambda: services.payments.pay(terminal, next(txns), "1002", 100)] * (n + 1))
+            # Batches: B different cards per request, as the edge agent's batches mostly are (setup, not measured).
+            batch_cards = [f"2{i:04d}" for i in range(max(sizes))]
+            # Few requests of a big batch still measure many payments; the emulator (moto copies every
+            # table a transaction touches, for its rollback) slows as the tables grow, so keep it bounded.
+            requests_of = {size: requests or max(3, n // size) for size in sizes}
+            for card in batch_cards:
+                issue_card(services, world.merchant_id, card, cash_fen=100 * (sum(requests_of.values()) + len(sizes)))
+            batch_rows: list[BatchRow] = []
+            for size in sizes:
+                def batch_pay(size: int = size) -> dict:
+                    items = [{"terminal_id": world.terminal_id, "txn": next(txns), "card": card, "amount_fen": 100,
+                              "ts": int(time.time())} for card in batch_cards[:size]]
+                    body = json.dumps({"items": items}).encode()
+                    headers = signed_headers(world.agent_id, world.agent_secret, "POST", PAY_BATCH, body, time.time())
+                    return json.loads(app(lambda_event(PAY_BATCH, headers, body), None)["body"])
+
+                per_request = Meter(1, counter=meter.counter)
+                replies = per_request.measure(f"card payments, API pay-batch of {size}",
+                                              [batch_pay] * (requests_of[size] + 1))
+                answers += [r["body"] for reply in replies for r in reply.get("results", [{"body": reply}])]
+                batch_rows.append(BatchRow(per_request.rows[0], size))
             failed = [a for a in answers if a.get("code") != "OK"]
             if failed:
                 print(f"payments failed: {failed[:3]}", file=sys.stderr)
@@ -180,15 +272,21 @@ def run(n: int, batch: int) -> int:
             raw.cash_fen = services.cards.get(world.merchant_id, "1003").cash_fen
             meter.measure("raw boto3 TransactWriteItems, same items", [raw.transact] * (n + 1))
             meter.measure("raw boto3 BatchGetItem + TransactWriteItems", [raw.read_and_transact] * (n + 1))
+            size = max(sizes)
+            keys = [f"{world.merchant_id}#{card}" for card in batch_cards[:size]]
+            per_request = Meter(1, counter=meter.counter)
+            per_request.measure(f"raw boto3 pay-batch calls, B = {size}",
+                                [lambda: raw.batch(keys)] * (requests_of[size] + 1))
+            batch_rows.append(BatchRow(per_request.rows[0], size))
         finally:
             emulator.stop()
-    _report(meter)
+    _report(meter, batch_rows)
     return 0
 
 
-def _report(meter: Meter) -> None:
-    print(f"  {'operation':<46}{'N':>5}  {'DynamoDB calls/op':<52}{'CPU ms/op median':>17}{'p90':>7}{'1st op':>8}")
-    for row in meter.rows:
+def _report(meter: Meter, batch_rows: list[BatchRow]) -> None:
+    print(f"  {'operation':<46}{'N':>5}  {'DynamoDB calls/payment':<52}{'CPU ms/pay median':>17}{'p90':>7}{'1st op':>8}")
+    for row in [*meter.rows, *batch_rows]:
         calls = ", ".join(f"{api} {count:.2f}" for api, count in row.calls_per_op.items())
         print(f"  {row.operation:<46}{row.n:>5}  {calls:<52}{row.median_ms:>17.2f}{row.p90_ms:>7.2f}{row.first_ms:>8.1f}")
     api, _, service, raw, raw_rw = (row.median_ms for row in meter.rows)
@@ -196,8 +294,11 @@ def _report(meter: Meter) -> None:
     print(f"  ratio API / raw BatchGetItem + Transact:       {api / raw_rw:.2f}x")
     print(f"  ratio service / raw TransactWriteItems:        {service / raw:.2f}x")
     print(f"  ratio service / raw BatchGetItem + Transact:   {service / raw_rw:.2f}x")
-    print(f"  CPU over all measured calls: thread {sum(r.thread_ms_total for r in meter.rows):.0f} ms, "
-          f"process {sum(r.process_ms_total for r in meter.rows):.0f} ms")
+    *api_batches, raw_batch = batch_rows
+    for row in api_batches:
+        print(f"  ratio pay-batch of {row.size:<3} / raw TransactWriteItems: {row.median_ms / raw:.2f}x  "
+              f"(per payment; / raw pay-batch calls of {raw_batch.size}: {row.median_ms / raw_batch.median_ms:.2f}x)")
+    print(f"  CPU over all measured calls: thread {sum(r.thread_ms_total for r in [*meter.rows, *batch_rows]):.0f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,12 +306,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny N (smoke test)")
     parser.add_argument("--n", type=int, default=100, help="measured payments per row")
     parser.add_argument("--batch", type=int, default=10, help="payments per CPU sample")
+    parser.add_argument("--sizes", default="10,50", help="pay-batch sizes, comma separated (at most 50)")
+    parser.add_argument("--requests", type=int, default=0,
+                        help="measured pay-batch requests per size (default: about --n payments, at least 3)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.batch = 4, 2
+        args.n, args.batch, args.sizes, args.requests = 4, 2, "2,3", 2
+    sizes = tuple(sorted({int(s) for s in args.sizes.split(",")}))
+    if not sizes or not all(1 <= s <= 50 for s in sizes):
+        parser.error("--sizes: 1 to 50 payments per batch (two keys per payment, one BatchGetItem)")
     print(f"== Card payment bench ({_machine()})", flush=True)
     started = time.monotonic()
-    code = run(args.n, args.batch)
+    code = run(args.n, args.batch, sizes, max(0, args.requests))
     print(f"== done in {time.monotonic() - started:.0f} s", flush=True)
     return code
 

@@ -15,6 +15,7 @@ from chalicelib.domain.cards import CardState, CardStatus, Wallet
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.errors import Conflict, InvalidAmount, InvalidRequest, NotFound
 from chalicelib.domain.money import MAX_ORDER_FEN
+from chalicelib.services.card_offline import BOOKED_EXCEPTION_KIND, KEPT_KIND, booked_exception_key
 from chalicelib.services.cards import repeat_answer, settle, txn_key
 from chalicelib.store.canteen_rules import CanteenRulesStore
 from chalicelib.store.card_holders import Holder, HolderStore
@@ -184,17 +185,15 @@ class CardAdminService:
         within the merchant's reversal window. Once per payment (the reversal's dedupe record and
         entries are conditional puts in its transaction). The day/meal limit counters the payment
         moved are given back in the same transaction, where the card still counts that period."""
-        stored = self._cards.stored_answer(txn_key(terminal_id, txn))
-        if stored is None or stored.kind not in ("card_txn", "card_offline") or not stored.answer.get("ok"):
-            raise NotFound("no card payment with this terminal and txn")
-        account_id = stored.ref
+        account_id, booked_at = self._booked_payment(merchant_id, terminal_id, txn)
         entries = [e for e in self._cards.entries_of(account_id, f"pay#{terminal_id}#{txn}#")
                    if e.merchant_id == merchant_id]
         if not entries:
             raise NotFound("no card payment with this terminal and txn")
         now = self._clock.now()
         window = self._rules.rules(merchant_id).reversal_window_s
-        if not within_reversal_window(float(entries[0].created_at), now, window):
+        paid_at = booked_at if booked_at is not None else float(entries[0].created_at)
+        if not within_reversal_window(paid_at, now, window):
             raise Conflict("the reversal window has passed")
         key = f"reversal#{terminal_id}#{txn}"
         digest = f"reversal|{terminal_id}|{txn}"
@@ -223,4 +222,22 @@ class CardAdminService:
 
         repeat = credit_until_booked(self._cards.live_card_of_account(account_id), attempt, digest)
         return repeat if repeat is not None else answers[-1]
+
+    def _booked_payment(self, merchant_id: str, terminal_id: str, txn: int) -> tuple[str, float | None]:
+        """The account a booked card payment of (terminal, txn) took money from, and when the merchant
+        booked it if it was a kept offline record booked later (None: its entries' time is when).
+
+        Paid online or uploaded offline and booked: the txn's dedupe record says so. Kept as an
+        exception: the txn's record holds the refusal, and the merchant's booking has its own record
+        (services/card_offline.py), keyed by merchant so another merchant finds nothing."""
+        stored = self._cards.stored_answer(txn_key(terminal_id, txn))
+        if stored is not None and stored.kind in ("card_txn", "card_offline") and stored.answer.get("ok"):
+            return stored.ref, None
+        if stored is not None and stored.kind == KEPT_KIND:
+            booked = self._cards.stored_answer(booked_exception_key(merchant_id, terminal_id, txn))
+            if booked is not None and booked.kind == BOOKED_EXCEPTION_KIND and booked.answer.get("ok"):
+                at = booked.answer.get("booked_at")
+                # The window runs from the merchant's booking: the meal may be days older than that.
+                return booked.ref, float(at) if isinstance(at, (int, float)) else None
+        raise NotFound("no card payment with this terminal and txn")
 

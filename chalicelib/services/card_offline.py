@@ -28,6 +28,15 @@ TS_PAST_S = 30 * 86_400  # a record's own time dates its ledger entry, within th
 TS_FUTURE_S = 300
 
 
+KEPT_KIND = "card_offline_exception"  # the txn's dedupe record of a kept record (store/card_exceptions.py)
+BOOKED_EXCEPTION_KIND = "card_exception_booked"  # the dedupe record of the merchant's booking of one
+
+
+def booked_exception_key(merchant_id: str, terminal_id: str, txn: int) -> str:
+    """The dedupe record of a kept record booked by the merchant (the txn's own record keeps the refusal)."""
+    return f"exception#{merchant_id}#{terminal_id}#{txn}"
+
+
 def booking_time(ts: int, now: float) -> float:
     """When the meal happened (the terminal's clock), unless that clock is clearly wrong."""
     return float(ts) if now - TS_PAST_S <= ts <= now + TS_FUTURE_S else now
@@ -68,19 +77,22 @@ class OfflineService:
             card = self._cards.live_card_of_account(card.account_id)  # the account moved to a new card
         if card is None:
             raise Conflict("the card holds no account: dismiss the exception")
-        key = f"exception#{merchant_id}#{terminal_id}#{txn}"
+        key = booked_exception_key(merchant_id, terminal_id, txn)
         rules = self._rules.rules(merchant_id)
         answers: list[dict] = []
 
         def attempt(card: CardState | None) -> object:
-            at = booking_time(record.ts, self._clock.now())
+            now = self._clock.now()
+            at = booking_time(record.ts, now)
             decision = decide_offline(rules, card, record.amount_fen, at, True) if card else Refused("ERR001")
             if isinstance(decision, Refused):
                 raise Conflict(f"cannot book: {decision.code}")
-            answers.append(paid_answer(decision.charged_fen, card.balance_fen - decision.charged_fen))
+            # booked_at: a reversal's window runs from this booking, not from the (older) meal.
+            answers.append(paid_answer(decision.charged_fen, card.balance_fen - decision.charged_fen)
+                           | {"booked_at": now})
             movement = Movement(merchant_id, card.account_id, at,
                                 payment_entries(terminal_id, txn, decision, "CARD_PAYMENT_OFFLINE"), key,
-                                "card_exception_booked", answers[-1], "")
+                                BOOKED_EXCEPTION_KIND, answers[-1], "")
             return self._cards.book_payment(card, decision, movement, also=self._exceptions.close_action(
                 merchant_id, terminal_id, txn, "booked"))
 

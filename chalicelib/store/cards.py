@@ -9,6 +9,7 @@ stale decision is retried on fresh state without another read, and a repeat find
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -43,6 +44,35 @@ def to_state(item: CardModel) -> CardState:
         day=item.day, day_fen=int(item.day_fen or 0), day_count=int(item.day_count or 0),
         meal=item.meal, meal_fen=int(item.meal_fen or 0), meal_count=int(item.meal_count or 0),
         subsidy_month=item.subsidy_month,
+    )
+
+
+def _number(item: dict, name: str) -> int:
+    value = item.get(name)
+    if value is None:
+        return 0
+    try:
+        return int(value["N"])
+    except ValueError:  # not a plain integer string: what NumberAttribute would read, as int
+        return int(json.loads(value["N"]))
+
+
+def _text(item: dict, name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None else value["S"]
+
+
+def state_from_raw(item: dict) -> CardState:
+    """`to_state` of a raw DynamoDB card item (a BatchGetItem answer) without building a CardModel
+    first: the payment read's hot path (about 0.06 ms of CPU less per read, bench/cards). Same
+    defaults as CardModel's attributes; tests/unit/cards/test_card_state_from_raw.py keeps them equal."""
+    return CardState(
+        merchant_id=item["merchant_id"]["S"], card_no=item["card_no"]["S"], account_id=item["account_id"]["S"],
+        holder_id=item["holder_id"]["S"], class_code=item.get("class_code", {"S": "default"})["S"],
+        status=CardStatus(item["status"]["S"]), cash_fen=_number(item, "cash_fen"),
+        subsidy_fen=_number(item, "subsidy_fen"), day=_text(item, "day"), day_fen=_number(item, "day_fen"),
+        day_count=_number(item, "day_count"), meal=_text(item, "meal"), meal_fen=_number(item, "meal_fen"),
+        meal_count=_number(item, "meal_count"), subsidy_month=_text(item, "subsidy_month"),
     )
 
 
@@ -156,7 +186,7 @@ class CardStore:
                 break
         else:
             raise RuntimeError("DynamoDB left keys unprocessed")
-        card = to_state(CardModel.from_raw_data(found[cards][0])) if found[cards] else None
+        card = state_from_raw(found[cards][0]) if found[cards] else None
         stored = stored_answer(DedupeModel.from_raw_data(found[dedupe][0])) if found[dedupe] else None
         return card, stored
 
@@ -177,7 +207,7 @@ class CardStore:
             for _ in range(5):  # unprocessed keys only under throttling; each round retries what is left
                 answer = self._client().batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(cards, []):
-                    state = to_state(CardModel.from_raw_data(item))
+                    state = state_from_raw(item)
                     found_cards[card_key(state.merchant_id, state.card_no)] = state
                 for item in answer.get("Responses", {}).get(dedupe, []):
                     found_answers[item["dedupe_key"]["S"]] = stored_answer(DedupeModel.from_raw_data(item))

@@ -20,4 +20,8 @@ def test_quick_card_bench_prints_rows_calls_and_ratios() -> None:
     # The request's nonce is claimed inside the payment's transaction: no PutItem of its own.
     assert "BatchGetItem 1.00, TransactWriteItems 1.00" in api_row and "PutItem" not in api_row
     assert "raw boto3 TransactWriteItems, same items" in out
+    # A pay-batch of 3: one nonce PutItem and one BatchGetItem for the batch, a transaction per payment.
+    batch_row = next(line for line in out.splitlines() if "card payments, API pay-batch of 3" in line)
+    assert "BatchGetItem 0.33, PutItem 0.33, TransactWriteItems 1.00" in batch_row
+    assert "ratio pay-batch of 3" in out
     assert "ratio API / raw TransactWriteItems:" in out

@@ -44,8 +44,11 @@ def terminal_code(cloud_code: str) -> str:
 
 
 def digest(*parts: object) -> str:
-    """What makes two requests with one (tid, txn) the same request."""
-    return hashlib.sha256("|".join(str(part) for part in parts).encode("utf-8")).hexdigest()[:32]
+    """What makes two requests with one (tid, txn) the same request.
+
+    Stored with every answer and compared after restarts: its value for given parts must never
+    change (``str`` of a Command is its number, e.g. "16")."""
+    return hashlib.sha256("|".join(map(str, parts)).encode("utf-8")).hexdigest()[:32]
 
 
 def card_answer(txn: int, ok: bool, code: str, msg: str, voice: str, balance_fen: int | None,

@@ -37,6 +37,7 @@ from .protocol import (
     RequestEvent,
     ServerSession,
 )
+from .protocol.crc import CRC16_IMPLEMENTATION
 
 __all__ = ["LinkApp", "TerminalConnection", "TerminalServer"]
 
@@ -281,7 +282,8 @@ class TerminalServer:
             lambda: TerminalConnection(self), self.config.listen_host, self.config.listen_port,
             reuse_address=True, backlog=1024)
         self._ticker = loop.create_task(self._tick_forever())
-        log.info("terminal link listening on %s:%s", self.config.listen_host, self.port)
+        log.info("terminal link listening on %s:%s (frame CRC: %s)", self.config.listen_host, self.port,
+                 CRC16_IMPLEMENTATION)
 
     async def stop(self) -> None:
         if self._server is not None:

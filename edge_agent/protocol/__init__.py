@@ -2,7 +2,7 @@
 
 Modules, each small and free of I/O and clocks:
 
-- :mod:`.crc`: CRC-16/MODBUS.
+- :mod:`.crc`: CRC-16/MODBUS (compiled when the optional ``fastcrc`` is installed).
 - :mod:`.frames`: frame layout, :func:`encode_frame`, incremental :class:`FrameDecoder`.
 - :mod:`.validation`: required fields of every BODY, both directions.
 - :mod:`.events`: typed frozen events (requests, push acks, NAK received, close).

@@ -109,7 +109,11 @@ MAX_SEQ: Final = 0xFFFF
 RESPONSE_FLAG: Final = 0x80
 
 _HEADER: Final = struct.Struct(">xBHHB")  # skips STX; VER, LEN, SEQ, CMD
+_CHECKED_HEAD: Final = struct.Struct(">BHHB")  # VER, LEN, SEQ, CMD: the CRC starts here
+_TRAILER: Final = struct.Struct(">HB")  # CRC, ETX
 _STX_BYTE: Final = bytes([STX])
+# Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class Command(enum.IntEnum):
@@ -218,9 +222,8 @@ def encode_frame(frame: Frame) -> bytes:
     if isinstance(cmd, bool) or not isinstance(cmd, int) or not 0 <= cmd <= 0xFF:
         raise LocalProtocolError(f"CMD must be an int in 0..255, got {cmd!r}")
     payload = _encode_body(body)
-    head = bytes((STX, VERSION)) + struct.pack(">HHB", len(payload), seq, cmd)
-    crc = crc16_modbus(payload, crc16_modbus(head[1:]))
-    return head + payload + crc.to_bytes(2, "big") + bytes((ETX,))
+    checked = _CHECKED_HEAD.pack(VERSION, len(payload), seq, cmd) + payload  # VER .. BODY
+    return b"".join((_STX_BYTE, checked, _TRAILER.pack(crc16_modbus(checked), ETX)))
 
 
 def _encode_body(body: object) -> bytes:
@@ -232,7 +235,7 @@ def _encode_body(body: object) -> bytes:
         # json.dumps would quietly turn 1 into "1": the peer would see a different body.
         raise LocalProtocolError("BODY keys must be str")
     try:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(body)
         payload = text.encode("utf-8")  # strict: a lone surrogate is our bug, not the peer's
     except (TypeError, ValueError, RecursionError) as exc:
         raise LocalProtocolError(f"BODY is not serialisable as JSON: {exc}") from exc
@@ -392,7 +395,9 @@ def _decode_body(payload: bytes) -> dict[str, Any] | str:
         return {}  # LEN 0 means {}
     try:
         text = payload.decode("utf-8")  # strict: no replacement characters sneak through
-        value = json.loads(text, object_pairs_hook=_object_no_duplicates, parse_constant=_no_nan)
+        if text.startswith("\ufeff"):  # json.loads refuses it before parsing; so do we
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         return f"BODY is not UTF-8 ({exc.reason} at byte {exc.start})"
     except RecursionError:
@@ -401,7 +406,8 @@ def _decode_body(payload: bytes) -> dict[str, Any] | str:
         return f"BODY is not JSON ({exc})"[:200]
     if not isinstance(value, dict):
         return f"BODY is a JSON {type(value).__name__}, not an object"
-    if _has_lone_surrogate(value):
+    # Strict UTF-8 decoding lets no surrogate through: one can only come from a \u escape.
+    if b"\\u" in payload and _has_lone_surrogate(value):
         # "\ud800" is valid JSON grammar but no Unicode text: it would blow up later when the
         # application encodes the string (SQLite, HTTP, logs), far from here.
         return "BODY has an unpaired surrogate escape"
@@ -418,6 +424,9 @@ def _object_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_nan(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_no_duplicates, parse_constant=_no_nan)
 
 
 def _has_lone_surrogate(value: object) -> bool:

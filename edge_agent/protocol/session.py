@@ -190,6 +190,8 @@ class ServerSession:
 
     def data_to_send(self) -> bytes:
         """NAK bytes the session produced since the last call, in order."""
+        if not self._outbox:
+            return b""  # the usual case, asked after every event
         data = bytes(self._outbox)
         self._outbox.clear()
         return data

@@ -218,9 +218,10 @@ class EdgeAgent:
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel ``tasks`` and wait for them, cancelling again those that are still running.
 
-    Again, because a cancellation that arrives while httpx closes a connection inside anyio's
-    shielded scope can be lost (seen with Python 3.11 and the LocalDevServer): the loop then goes
-    on as if nothing happened, and a single cancel() would leave stop() waiting forever.
+    Again, because a task may swallow one cancellation (seen when the agent's HTTP client was httpx:
+    a cancel arriving while it closed a connection inside anyio's shielded scope was lost, and the
+    loop went on as if nothing happened). Kept with the h11 client: a single cancel() that is lost
+    would leave stop() waiting forever.
     """
     pending = {task for task in tasks if not task.done()}
     while pending:

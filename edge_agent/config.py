@@ -75,6 +75,10 @@ class AgentConfig:
     cloud_backoff_max_s: float = 5.0
     cloud_max_connections: int = 32
     card_pay_deadline_s: float = 0.8  # then the card payment is decided offline
+    # Card-pay batching (edge_agent/card_batch.py): calls at once, and payments per pay-batch call
+    # (the cloud takes at most 100; 50 keeps its one BatchGetItem of cards + dedupe records whole).
+    card_pay_calls_in_flight: int = 4
+    card_pay_batch_items: int = 50
     offline_upload_deadline_s: float = 2.0  # a terminal's OFFLINE_UPLOAD waits this for the cloud
     # Background work
     events_poll_s: float = 1.0  # PAY_RESULT reaches the screen within 2 s of the cloud
@@ -97,6 +101,10 @@ class AgentConfig:
             raise ValueError("max_connections must be positive")
         if self.card_pay_deadline_s <= 0 or self.card_pay_deadline_s >= 1.0:
             raise ValueError("card_pay_deadline_s must be in (0, 1): protocol.md answers within 1 s")
+        if not 1 <= self.card_pay_calls_in_flight <= self.cloud_max_connections:
+            raise ValueError("card_pay_calls_in_flight must be 1 .. cloud_max_connections")
+        if not 1 <= self.card_pay_batch_items <= 100:
+            raise ValueError("card_pay_batch_items must be 1 .. 100 (the cloud's pay-batch limit)")
 
     @property
     def db_path(self) -> Path:

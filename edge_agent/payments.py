@@ -66,7 +66,9 @@ class CardPayments:
         self._terminals = terminals
         self._on_offline_record = on_offline_record
         self._clock = clock
-        self._batcher = CardPayBatcher(cloud, store, online_answer, clock=clock)
+        self._batcher = CardPayBatcher(cloud, store, online_answer, clock=clock,
+                                       max_items=config.card_pay_batch_items,
+                                       max_in_flight=config.card_pay_calls_in_flight)
         self.offline_decisions = 0
 
     @property

@@ -185,3 +185,21 @@ def test_repeats_are_found_whatever_the_order_of_txns_and_after_a_restart(tmp_pa
             assert world.cloud.state.calls[PAY] == 2 and world.cloud.state.cards["10000001"] == 10_000 - 300
 
     run(scenario)
+
+
+def test_batch_size_and_calls_in_flight_come_from_the_config(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path, card_pay_deadline_s=0.95, card_pay_calls_in_flight=1,
+                               card_pay_batch_items=2) as world:
+            client = await world.terminal("T0001")
+            world.cloud.hang_s = 0.15
+            first = asyncio.create_task(client.card_pay(1, "10000001", 100))
+            await eventually(lambda: world.agent.payments.batches.in_flight == 1)
+            queued = [client.card_pay(txn, "10000002", 50) for txn in range(2, 7)]
+            answers = await asyncio.gather(first, *queued)
+            assert all(a["ok"] and not a["offline"] for a in answers)
+            stats = world.agent.payments.batches.stats
+            assert stats.items == 6 and stats.largest == 2  # the queued went at most 2 a call, one call at a time
+            assert world.cloud.state.cards["10000002"] == 10_000 - 5 * 50
+
+    run(scenario)

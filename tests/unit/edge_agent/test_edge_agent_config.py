@@ -25,6 +25,8 @@ def test_json_and_toml_give_the_same_config(tmp_path: Path) -> None:
     {"agent_id": "E-1", "agent_secret": "s"},  # no cloud_url
     {**REQUIRED, "listen_prot": 1},  # a typo is an error, not a silent default
     {**REQUIRED, "card_pay_deadline_s": 1.5},  # protocol.md answers CARD_PAY within 1 s
+    {**REQUIRED, "card_pay_batch_items": 101},  # the cloud's pay-batch takes at most 100
+    {**REQUIRED, "card_pay_calls_in_flight": 0},
     {**REQUIRED, "offline_limits": {"max_payment_fen": -1}},
     {**REQUIRED, "offline_limits": {"max_payment_fen": 12.5}},  # no float near money
 ])

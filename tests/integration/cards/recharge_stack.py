@@ -18,9 +18,13 @@ from app import app
 from chalicelib.config import Settings
 from chalicelib.container import Container, install
 from chalicelib.domain.clock import FixedClock
+from chalicelib.channels import alipay as alipay_channel
 from chalicelib.services.card_container import card_services, install_card_services
+from chalicelib.store.registry import ChannelAccount
+from sandbox.alipay import DEMO_APP_ID, channel_settings
 from sandbox.server import Sandbox
-from tests.support.card_world import card_snapshot
+from tests.support.card_world import card_snapshot, issue_card
+from tests.support.world import seed_world
 from tests.support.ledger_invariants import check_card_ledger
 
 
@@ -98,3 +102,36 @@ def assert_credited_once(merchant_id: str, card_no: str, recharge_id: str, befor
     entries = [e for ledger in snapshot["ledgers"].values() for e in ledger
                if str(e["entry_id"]).endswith(f"recharge#{recharge_id}")]
     assert len(entries) == 1 and int(entries[0]["amount_fen"]) == recharge_fen
+
+
+# --- set-ups the recharge modules share (each module keeps its own card number and sandbox) ----------
+
+def started_sandbox(accounts: dict, platform_module: str) -> Sandbox:
+    """A sandbox of one platform on a free loopback port, its notifications fast (scaled schedule)."""
+    box = Sandbox(accounts, "http://127.0.0.1", schedule_scale=0.001, platform_modules=(platform_module,),
+                  hang_s=1.0).start("127.0.0.1", 0)
+    box.ctx.base_url = f"http://127.0.0.1:{box.port}"
+    return box
+
+
+def alipay_merchant(stack: Container, section: dict, card_no: str, start_fen: int) -> str:
+    """A merchant paid through the sandbox's Alipay, with one card holding start_fen."""
+    settings = channel_settings(section, DEMO_APP_ID)
+    secrets = {k: v for k, v in settings.items() if k in alipay_channel.SECRET_SETTINGS}
+    public = {k: v for k, v in settings.items() if k not in alipay_channel.SECRET_SETTINGS}
+    world = seed_world(stack, accounts=[ChannelAccount("alipay", "alipay", public, secrets)], terminal_count=1)
+    issue_card(card_services(stack), world.merchant_id, card_no, cash_fen=start_fen)
+    return world.merchant_id
+
+
+def wechat_merchant(stack: Container, merchant_account: dict, appid: str, mch_id: str, card_no: str,
+                    start_fen: int, openid: str) -> str:
+    """A merchant paid through the sandbox's WeChat v2, with one card holding start_fen whose holder is
+    bound to openid (the OAuth binding itself is tested in functional/cards)."""
+    account = ChannelAccount("wechat", "wechat_v2", {"appid": appid, "mch_id": mch_id},
+                             {"api_key": merchant_account["api_key"]})
+    world = seed_world(stack, accounts=[account], terminal_count=1)
+    services = card_services(stack)
+    holder_id = issue_card(services, world.merchant_id, card_no, cash_fen=start_fen)
+    services.holders.bind_openid(holder_id, openid)
+    return world.merchant_id

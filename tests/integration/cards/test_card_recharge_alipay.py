@@ -13,18 +13,15 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from chalicelib.channels import alipay as alipay_channel
 from chalicelib.container import Container
 from chalicelib.services.card_container import card_services
 from chalicelib.store.card_recharges import CREATED, PAID
-from chalicelib.store.registry import ChannelAccount
-from recharge_stack import Receiver, assert_credited_once, pay_in_sandbox
+from recharge_stack import Receiver, alipay_merchant, assert_credited_once, pay_in_sandbox, started_sandbox
 from recharge_stack import http, receiver, stack  # noqa: F401  (fixtures)
-from sandbox.alipay import DEMO_APP_ID, channel_settings, make_accounts_section, rsa2_sign, signing_text
+from sandbox.alipay import make_accounts_section, rsa2_sign, signing_text
 from sandbox.server import Sandbox
-from tests.support.card_world import card_snapshot, issue_card
+from tests.support.card_world import card_snapshot
 from tests.support.ledger_invariants import check_card_ledger
-from tests.support.world import seed_world
 
 CARD, START_FEN, RECHARGE_FEN = "71000001", 1_000, 5_000
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
@@ -37,21 +34,14 @@ def section() -> dict:
 
 @pytest.fixture(scope="module")
 def sandbox(section: dict) -> Iterator[Sandbox]:
-    box = Sandbox({"alipay": section}, "http://127.0.0.1", schedule_scale=0.001,
-                  platform_modules=("sandbox.alipay",), hang_s=1.0).start("127.0.0.1", 0)
-    box.ctx.base_url = f"http://127.0.0.1:{box.port}"
+    box = started_sandbox({"alipay": section}, "sandbox.alipay")
     yield box
     box.stop()
 
 
 @pytest.fixture
 def merchant(stack: Container, section: dict) -> str:
-    settings = channel_settings(section, DEMO_APP_ID)
-    secrets = {k: v for k, v in settings.items() if k in alipay_channel.SECRET_SETTINGS}
-    public = {k: v for k, v in settings.items() if k not in alipay_channel.SECRET_SETTINGS}
-    world = seed_world(stack, accounts=[ChannelAccount("alipay", "alipay", public, secrets)], terminal_count=1)
-    issue_card(card_services(stack), world.merchant_id, CARD, cash_fen=START_FEN)
-    return world.merchant_id
+    return alipay_merchant(stack, section, CARD, START_FEN)
 
 
 def _start(http, merchant_id: str, amount: int = RECHARGE_FEN):  # type: ignore[no-untyped-def]

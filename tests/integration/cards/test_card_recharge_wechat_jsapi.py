@@ -16,14 +16,12 @@ import pytest
 from chalicelib.container import Container
 from chalicelib.services.card_container import card_services
 from chalicelib.store.card_recharges import CREATED, PAID
-from chalicelib.store.registry import ChannelAccount
-from recharge_stack import assert_credited_once, pay_in_sandbox
+from recharge_stack import assert_credited_once, pay_in_sandbox, started_sandbox, wechat_merchant
 from recharge_stack import http, receiver, stack  # noqa: F401  (fixtures)
 from sandbox import wechat_v2 as platform
 from sandbox.server import Sandbox
-from tests.support.card_world import card_snapshot, issue_card
+from tests.support.card_world import card_snapshot
 from tests.support.ledger_invariants import check_card_ledger
-from tests.support.world import seed_world
 
 APPID, MCH_ID = "wx5555555555555555", "1900000555"
 CARD, START_FEN, RECHARGE_FEN = "72000001", 1_000, 5_000
@@ -39,22 +37,14 @@ def merchant_account() -> dict:
 @pytest.fixture(scope="module")
 def sandbox(merchant_account: dict) -> Iterator[Sandbox]:
     accounts = {platform.NAME: platform.make_accounts_section({MCH_ID: merchant_account})}
-    box = Sandbox(accounts, "http://127.0.0.1", schedule_scale=0.001,
-                  platform_modules=("sandbox.wechat_v2",), hang_s=1.0).start("127.0.0.1", 0)
-    box.ctx.base_url = f"http://127.0.0.1:{box.port}"
+    box = started_sandbox(accounts, "sandbox.wechat_v2")
     yield box
     box.stop()
 
 
 @pytest.fixture
 def merchant(stack: Container, merchant_account: dict) -> str:
-    account = ChannelAccount("wechat", "wechat_v2", {"appid": APPID, "mch_id": MCH_ID},
-                             {"api_key": merchant_account["api_key"]})
-    world = seed_world(stack, accounts=[account], terminal_count=1)
-    services = card_services(stack)
-    holder_id = issue_card(services, world.merchant_id, CARD, cash_fen=START_FEN)
-    services.holders.bind_openid(holder_id, HOLDER_OPENID)  # the OAuth binding is tested in functional/cards
-    return world.merchant_id
+    return wechat_merchant(stack, merchant_account, APPID, MCH_ID, CARD, START_FEN, HOLDER_OPENID)
 
 
 def _start(http, merchant_id: str, openid: str = HOLDER_OPENID):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from edge_agent.simulator.client import TerminalClient
 from tests.support.card_world import issue_card
 from tests.support.holding_link import HoldingLink
 from tests.support.ledger_invariants import check_card_ledger
+from tests.support.waiting import until
 
 CARD = "40000002"
 FAST = dict(listen_host="127.0.0.1", listen_port=0, tick_s=0.05, events_poll_s=0.5, status_report_s=1.0,
@@ -22,13 +23,6 @@ FAST = dict(listen_host="127.0.0.1", listen_port=0, tick_s=0.05, events_poll_s=0
             upload_interval_s=0.2, failure_backoff_max_s=0.5, cloud_backoff_s=0.01, cloud_timeout_s=1.0,
             card_pay_deadline_s=0.5,
             offline_limits={"max_payment_fen": 1_000, "max_card_day_fen": 5_000, "max_card_day_count": 5})
-
-
-async def _until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not (value := check()):
-            await asyncio.sleep(0.05)
-        return value
 
 
 def _link_status(merchant_id: str, terminal_id: str) -> tuple[bool, int | None, int | None] | None:
@@ -55,7 +49,7 @@ def test_the_cloud_count_limits_offline_swipes_of_a_card(api_url, world, live_co
     async def scenario() -> None:
         agent = await EdgeAgent(config).start()
         try:
-            await _until(lambda: agent.terminals.get(terminal_id) and agent.params.version_of(terminal_id) == 1)
+            await until(lambda: agent.terminals.get(terminal_id) and agent.params.version_of(terminal_id) == 1)
             limits = agent.terminals.limits_for(terminal_id)
             assert (limits.max_payment_fen, limits.max_card_day_fen, limits.max_card_day_count,
                     limits.max_terminal_pending) == (500, 900, 2, 40)
@@ -67,11 +61,11 @@ def test_the_cloud_count_limits_offline_swipes_of_a_card(api_url, world, live_co
                     (True, "OK", True), (True, "OK", True), (False, "ERR012", True)]
                 assert balance() == 1_000  # nothing reached the cloud
                 link.swallow_requests(False)
-                await _until(lambda: agent.store.offline_counts() == {"accepted": 2})
+                await until(lambda: agent.store.offline_counts() == {"accepted": 2})
                 agent.voids.wake()  # the refused third swipe may have landed: the cloud says it did not
-                await _until(lambda: [row[3] for row in agent.store.uncertain_outcomes()] == ["never booked"])
+                await until(lambda: [row[3] for row in agent.store.uncertain_outcomes()] == ["never booked"])
                 # The agent's status report carries the counts; the cloud keeps them for the operators.
-                await _until(lambda: _link_status(world.merchant_id, terminal_id) == (True, 0, 0))
+                await until(lambda: _link_status(world.merchant_id, terminal_id) == (True, 0, 0))
         finally:
             await agent.stop()
             link.close()

@@ -12,17 +12,11 @@ from edge_agent.config import AgentConfig
 from edge_agent.protocol import Command
 from edge_agent.simulator.client import TerminalClient
 from tests.support.card_world import issue_card
+from tests.support.waiting import until
 
 FAST = dict(listen_host="127.0.0.1", listen_port=0, tick_s=0.05, events_poll_s=0.5, status_report_s=1.0,
             keys_refresh_s=30.0, blacklist_poll_s=0.2, params_poll_s=30.0, ack_report_s=0.1,
             upload_interval_s=0.5, cloud_backoff_s=0.01, cloud_timeout_s=10.0)
-
-
-async def _until(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not (value := check()):
-            await asyncio.sleep(0.05)
-        return value
 
 
 def test_params_and_blacklist_acks_against_the_real_api(api_url, world, live_container, tmp_path: Path) -> None:
@@ -38,7 +32,7 @@ def test_params_and_blacklist_acks_against_the_real_api(api_url, world, live_con
                                         "cloud_url": api_url, "data_dir": str(tmp_path), **FAST})
         agent = await EdgeAgent(config).start()
         try:
-            await _until(lambda: agent.params.version_of(terminal_id) == 1 and agent.blacklist.version == 1)
+            await until(lambda: agent.params.version_of(terminal_id) == 1 and agent.blacklist.version == 1)
             limits = agent.terminals.limits_for(terminal_id)
             assert (limits.max_payment_fen, limits.max_card_day_fen, limits.max_terminal_pending) == (300, 900, 40)
             async with TerminalClient("127.0.0.1", agent.port, terminal_id, world.terminals[terminal_id]) as terminal:
@@ -50,8 +44,8 @@ def test_params_and_blacklist_acks_against_the_real_api(api_url, world, live_con
                 params = await terminal.next_push(Command.PARAMS)
                 assert params.body["ver"] == 1 and params.body["offline"] == offline
                 assert params.body["mode"] == "free"
-                await _until(lambda: cs.blacklist.acks(world.merchant_id) == {terminal_id: 1})
-                await _until(lambda: not agent.store.unreported_blacklist_acks())
+                await until(lambda: cs.blacklist.acks(world.merchant_id) == {terminal_id: 1})
+                await until(lambda: not agent.store.unreported_blacklist_acks())
         finally:
             await agent.stop()
 

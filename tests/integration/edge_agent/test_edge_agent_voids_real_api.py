@@ -18,19 +18,13 @@ from tests.support.card_world import issue_card
 from tests.support.edge_client import EdgeTestClient
 from tests.support.holding_link import HoldingLink
 from tests.support.ledger_invariants import check_card_ledger
+from tests.support.waiting import until
 
 CARD = "40000001"
 FAST = dict(listen_host="127.0.0.1", listen_port=0, tick_s=0.05, events_poll_s=0.5, status_report_s=1.0,
             keys_refresh_s=30.0, blacklist_poll_s=30.0, params_poll_s=30.0, ack_report_s=0.5,
             upload_interval_s=30.0,  # the void loop runs when the test wakes it, on a settled state
             cloud_backoff_s=0.01, cloud_timeout_s=5.0, card_pay_deadline_s=0.5)
-
-
-async def _until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not (value := check()):
-            await asyncio.sleep(0.05)
-        return value
 
 
 class _Now:
@@ -57,14 +51,14 @@ def test_uncertain_refusals_are_voided_in_the_cloud(api_url, http, world, live_c
     async def scenario() -> None:
         agent = await EdgeAgent(config).start()
         try:
-            await _until(lambda: agent.terminals.get(terminal_id) and agent.params.version_of(terminal_id) == 1)
+            await until(lambda: agent.terminals.get(terminal_id) and agent.params.version_of(terminal_id) == 1)
             assert agent.terminals.limits_for(terminal_id).max_payment_fen == 0
             async with TerminalClient("127.0.0.1", agent.port, terminal_id, world.terminals[terminal_id]) as terminal:
                 assert (await terminal.login())["ok"] is True
                 link.hold_answers()  # the attempt lands, its answer comes too late
                 landed = await terminal.card_pay(1, CARD, 300)
                 assert (landed["ok"], landed["code"], landed["offline"]) == (False, "ERR012", True)
-                await _until(lambda: balance() == 700)  # the cloud did charge the card
+                await until(lambda: balance() == 700)  # the cloud did charge the card
                 link.release_answers()
                 link.swallow_requests()  # the attempt never lands
                 lost = await terminal.card_pay(2, CARD, 200)
@@ -73,7 +67,7 @@ def test_uncertain_refusals_are_voided_in_the_cloud(api_url, http, world, live_c
                 assert {(t, x) for t, x, _ in agent.store.uncertain_rows()} == {(terminal_id, 1), (terminal_id, 2)}
 
                 agent.voids.wake()
-                await _until(lambda: all(row[3] for row in agent.store.uncertain_outcomes()))
+                await until(lambda: all(row[3] for row in agent.store.uncertain_outcomes()))
                 outcomes = {txn: (outcome, detail) for _, txn, _, outcome, detail in agent.store.uncertain_outcomes()}
                 assert outcomes == {1: ("reversed", "300 fen given back, balance 1000 fen"), 2: ("never booked", "")}
                 assert await agent.voids.resolve_pending() == 0  # settled rows are not asked again

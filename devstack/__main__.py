@@ -17,7 +17,7 @@ def main() -> None:
     assert stack.sandbox is not None
     print(f"""
 ScanPay Cloud local stack is up (Ctrl-C stops it)
-  API (edge, notify, pay page)  {stack.api_url}
+  API (edge, notify, counter)   {stack.api_url}
   DynamoDB + KMS (moto)         {stack.dynamodb_endpoint}
   sandbox payment platform      {stack.sandbox.ctx.base_url}   (POST /sandbox/scan, GET /sandbox/trades)
   edge agent (terminal TCP)     127.0.0.1:{stack.ports.edge}   (python -m edge_agent.simulator --help)
@@ -25,6 +25,8 @@ ScanPay Cloud local stack is up (Ctrl-C stops it)
   demo merchant {demo.MERCHANT_ID} (scheme 2, fee 0.6 %, dealer share 0.1 %)
   edge agent {demo.AGENT_ID} secret {demo.AGENT_SECRET}; terminals {', '.join(demo.TERMINALS)} (keys demo-key-<id>)
   cards {demo.CARDS[0]}..{demo.CARDS[-1]} with {demo.CARD_BALANCE_FEN // 100}.00 yuan each, {demo.LOST_CARD} reported lost
+  counter routes (/cards/v1, /refunds/v1): headers X-ScanPay-Merchant: {demo.MERCHANT_ID},
+                  Authorization: Bearer {demo.OPERATOR_TOKEN}
   pay a QR order:  python -m devstack.pay_demo --wallet wechat   (or alipay)
 """, flush=True)
     done = threading.Event()

@@ -8,6 +8,7 @@ from pynamodb.connection import Connection
 
 from chalicelib.config import Settings
 from chalicelib.store.models import ALL_MODELS
+from chalicelib.store.transactions import ConflictRetryingConnection
 
 _BASE_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
 
@@ -45,11 +46,13 @@ _transaction_connection: Connection | None = None
 
 
 def transaction_connection(settings: Settings) -> Connection:
-    """One connection (one botocore client) for all transactions: creating a client costs ~10 ms."""
+    """One connection (one botocore client) for all transactions: creating a client costs ~10 ms.
+    It sends a transaction again when DynamoDB cancelled it only for a conflict (store/transactions.py)."""
     global _transaction_connection
     conn = _transaction_connection
     if conn is None or conn.host != settings.dynamodb_endpoint or conn.region != settings.region:
-        conn = _transaction_connection = Connection(region=settings.region, host=settings.dynamodb_endpoint)
+        conn = _transaction_connection = ConflictRetryingConnection(region=settings.region,
+                                                                     host=settings.dynamodb_endpoint)
         _use_shared_session(conn)
     return conn
 

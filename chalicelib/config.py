@@ -22,6 +22,8 @@ class Settings:
     statements_token_secret: str | None = field(default=None, repr=False)
     bank_settlement_file_url: str | None = None  # the bank's daily settlement file (reconciliation)
     bank_payout_url: str | None = None  # where payout instructions go (channels/bank_payouts.py)
+    # Threads booking a card batch's payments (services/card_batch.py); 1 books them one by one.
+    card_batch_workers: int = 8
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -41,4 +43,5 @@ class Settings:
             statements_token_secret=env.get("STATEMENTS_TOKEN_SECRET") or None,
             bank_settlement_file_url=env.get("BANK_SETTLEMENT_FILE_URL") or None,
             bank_payout_url=env.get("BANK_PAYOUT_URL") or None,
+            card_batch_workers=max(1, int(env.get("CARD_BATCH_WORKERS", "8"))),
         )

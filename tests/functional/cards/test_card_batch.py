@@ -1,9 +1,18 @@
 """CARD_PAY in batches (/edge/v1/cards/pay-batch): each item answered as /edge/v1/cards/pay would,
 money and ledger exact, repeats per (terminal, txn) shared with the single endpoint, one nonce and
-one BatchGetItem per batch (DynamoDB calls counted)."""
+one BatchGetItem per batch (DynamoDB calls counted). Items of different cards are booked at once on
+a bounded pool, items of one card in their order: same answers, money, ledger and calls as one by one."""
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.domain.cards import CardState
+from chalicelib.domain.settlement_totals import shard_of
+from chalicelib.services.card_batch import BatchItem, CardBatchService
+from chalicelib.store.cards import CardStore
 
 from chalicelib.store.connection import dynamodb_clients
 from devstack.call_counter import DynamoDBCallCounter
@@ -212,3 +221,138 @@ def test_a_malformed_envelope_is_refused_and_changes_nothing(edge, world, cs) ->
     state = card_snapshot(world.merchant_id, [RICH], world.terminal_id)
     assert state["cards"][RICH]["cash_fen"] == 1_000 and state["txn_dedupe"] == []
     assert check_card_ledger(world.merchant_id).payments_booked == 0
+
+
+# --- concurrency: different cards at once, one card in order --------------------------------------
+
+def _batch_items(container, terminal_id: str, raw: list[dict]) -> list[BatchItem]:  # type: ignore[no-untyped-def]
+    terminal = container.directory.terminal(terminal_id)
+    return [BatchItem(terminal, r["txn"], r["card"], r["amount_fen"]) for r in raw]
+
+
+def _service(container, cs, workers: int, cards: CardStore | None = None) -> CardBatchService:  # type: ignore
+    return CardBatchService(replace(container.settings, card_batch_workers=workers), cards or cs.cards, cs.rules,
+                            container.directory, container.clock)
+
+
+def test_many_cards_with_many_items_book_as_one_by_one_would(edge, world, cs, container, settings) -> None:
+    """Five cards with money for two 400-fen payments, three payments each, interleaved, plus a repeat
+    and a txn reused for another card: through the API (8 threads) and, on twin cards, one by one."""
+    t1, t2 = list(world.terminals)
+    pooled, alone = [f"1100000{n}" for n in range(5)], [f"1200000{n}" for n in range(5)]
+    for card in pooled + alone + ["warmup"]:
+        issue_card(cs, world.merchant_id, card, cash_fen=1_000)
+    results(edge, [item(t1, 1, "warmup", 1)])  # warms the directory and rules caches
+
+    def batch_of(terminal: str, cards: list[str]) -> list[dict]:
+        raw = [item(terminal, 100 + 10 * r + n, card, 400) for r in range(3) for n, card in enumerate(cards)]
+        raw.insert(7, item(terminal, 100, cards[0], 400))  # a repeat of the first item, in the same batch
+        raw.append(item(terminal, 101, cards[0], 400))  # cards[1]'s first txn, for another card: 409
+        return raw
+
+    twin_items = _batch_items(container, t2, batch_of(t2, alone))  # reads the terminal: before counting
+    counter = DynamoDBCallCounter(dynamodb_clients(settings))
+    got = results(edge, batch_of(t1, pooled))
+    calls = counter.snapshot()
+    counter.reset()
+    one_by_one = _service(container, cs, workers=1).pay(twin_items)
+    assert counter.snapshot() == {k: v for k, v in calls.items() if k != "PutItem"}  # the same, but the nonce
+    assert got == [(a.status, a.body) for a in one_by_one]
+
+    by_txn = {b["txn"]: b for _, b in got if "txn" in b}
+    for n in range(5):  # per card, in the order given: 600, 200, then the third refused
+        own = [by_txn[100 + n], by_txn[110 + n], by_txn[120 + n]]
+        assert [(b["code"], b["balance_fen"]) for b in own] == [("OK", 600), ("OK", 200), ("ERR007", 200)]
+    assert got[7] == got[0] and got[-1][0] == 409
+    # 1 nonce; 1 read for the batch and one again for each item after a booking on its card (the second
+    # and third of each card, the repeat, the reused txn); 2 bookings per card
+    assert calls == {"PutItem": 1, "BatchGetItem": 1 + 5 * 2 + 2, "TransactWriteItems": 10}
+    state = card_snapshot(world.merchant_id, pooled + alone)
+    assert [state["cards"][c]["cash_fen"] for c in pooled + alone] == [200] * 10
+    totals = check_card_ledger(world.merchant_id)
+    assert totals.payments_booked == 1 + 20 and totals.balances_fen == 10 * 200 + 999
+
+
+class RecordingCards(CardStore):
+    """The real card store, recording the book_payment calls in flight: the most at once, their
+    threads, and any two at once on one settlement totals shard. The first `meet` calls wait for
+    each other (a bounded wait: booked one by one, they fail the test instead of overlapping)."""
+
+    def __init__(self, settings: Any, meet: int) -> None:
+        super().__init__(settings)
+        self._lock = threading.Lock()
+        self._meeting = threading.Barrier(meet, timeout=20)
+        self._meet = meet
+        self.calls = 0
+        self.in_flight: list[int] = []  # the totals shard of each booking in flight
+        self.most = 0
+        self.threads: set[str] = set()
+        self.shared_shard = False
+
+    def book_payment(self, card: CardState, *args: Any, **kwargs: Any) -> Any:
+        shard = shard_of(card.account_id)
+        with self._lock:
+            first, self.calls = self.calls < self._meet, self.calls + 1
+            self.shared_shard |= shard in self.in_flight
+            self.in_flight.append(shard)
+            self.most = max(self.most, len(self.in_flight))
+            self.threads.add(threading.current_thread().name)
+        try:
+            if first:
+                self._meeting.wait()
+            return super().book_payment(card, *args, **kwargs)
+        finally:
+            with self._lock:
+                self.in_flight.remove(shard)
+
+
+def _cards_by_shard(cs, merchant_id: str, per_shard: int) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """`per_shard` cards (1_000 fen each, among others issued) whose accounts add to each of the 4
+    totals shards."""
+    by_shard: dict[int, list[str]] = {}
+    for n in range(200):  # bounded: 200 accounts fill 4 shards with 2 each in all but freak hashes
+        card = str(13000000 + n)
+        issue_card(cs, merchant_id, card, cash_fen=1_000)
+        state = cs.cards.get(merchant_id, card)
+        assert state is not None
+        by_shard.setdefault(shard_of(state.account_id), []).append(card)
+        if len(by_shard) == 4 and all(len(c) >= per_shard for c in by_shard.values()):
+            return [cards[:per_shard] for _, cards in sorted(by_shard.items())]
+    raise AssertionError("no accounts on every shard")
+
+
+def test_payments_overlap_up_to_the_pool_and_never_on_one_totals_shard(world, cs, container, settings) -> None:
+    """Eight cards, two per totals shard, two payments each: 4 groups (one per shard) at once on 8 workers."""
+    shards = _cards_by_shard(cs, world.merchant_id, per_shard=2)
+    raw = [item(world.terminal_id, 10 * n + r, card, 100) for r in range(2)
+           for n, card in enumerate(c for cards in shards for c in cards)]
+    recording = RecordingCards(settings, meet=4)
+    got = _service(container, cs, workers=8, cards=recording).pay(_batch_items(container, world.terminal_id, raw))
+    assert [(a.status, a.body["code"], a.body["balance_fen"]) for a in got] == [(200, "OK", 900)] * 8 \
+        + [(200, "OK", 800)] * 8
+    assert recording.most == 4 and not recording.shared_shard and recording.calls == 16
+    assert threading.current_thread().name not in recording.threads
+    totals = check_card_ledger(world.merchant_id)
+    state = card_snapshot(world.merchant_id, [c for cards in shards for c in cards])
+    assert [card["cash_fen"] for card in state["cards"].values()] == [800] * 8
+    assert totals.payments_booked == 16 and totals.balances_fen % 1_000 == 8 * 800 % 1_000
+
+
+def test_the_pool_bounds_the_payments_at_once(world, cs, container, settings) -> None:
+    """Four groups (one card per totals shard, two payments each) on 2 workers: two at once, never three."""
+    cards = [c for (c,) in _cards_by_shard(cs, world.merchant_id, per_shard=1)]
+    raw = [item(world.terminal_id, 10 * n + r, card, 100) for n, card in enumerate(cards) for r in range(2)]
+    recording = RecordingCards(settings, meet=2)
+    got = _service(container, cs, workers=2, cards=recording).pay(_batch_items(container, world.terminal_id, raw))
+    assert [a.body["balance_fen"] for a in got] == [900, 800] * 4
+    assert recording.most == 2 and len(recording.threads) == 2 and recording.calls == 8
+    assert check_card_ledger(world.merchant_id).payments_booked == 8
+
+
+def test_one_worker_books_in_the_calling_thread(world, cs, container, settings) -> None:
+    cards = [c for (c,) in _cards_by_shard(cs, world.merchant_id, per_shard=1)]
+    recording = RecordingCards(settings, meet=1)
+    got = _service(container, cs, workers=1, cards=recording).pay(
+        _batch_items(container, world.terminal_id, [item(world.terminal_id, n, c, 100) for n, c in enumerate(cards)]))
+    assert [a.body["balance_fen"] for a in got] == [900] * 4
+    assert recording.most == 1 and recording.threads == {threading.current_thread().name}

@@ -89,3 +89,44 @@ def test_batches_and_singles_of_the_same_payments_at_once(container, cs, api_url
     assert card_snapshot(world.merchant_id, [card])["cards"][card]["cash_fen"] == 0
     totals = check_card_ledger(world.merchant_id)
     assert totals.payments_booked == 10 + WORKERS and totals.balances_fen == 1_000 - WORKERS
+
+
+def test_batches_of_many_cards_at_once_book_each_payment_once(container, cs, api_urls) -> None:  # type: ignore
+    """Six cards with money for three 300-fen payments, five payments each, interleaved: one batch on
+    three API processes at once (each booking different cards on its own threads, in three orders).
+    Each card pays exactly three, each txn is booked at most once, and the ledger adds up. (A card's
+    answers within one batch need not fall in its order here: an item may repeat another batch's booking.)"""
+    world = seed_world(container)
+    cards = [str(10000100 + n) for n in range(6)]
+    for card in cards:
+        issue_card(cs, world.merchant_id, card, cash_fen=900)
+    items = [{"terminal_id": world.terminal_id, "txn": 2000 + 10 * r + n, "card": card, "amount_fen": 300, "ts": 1}
+             for r in range(5) for n, card in enumerate(cards)]
+    bodies = [{"items": items}, {"items": items[::-1]}, {"items": items[1::2] + items[::2]}]
+    start = threading.Barrier(len(bodies))
+
+    def send(request: tuple[str, dict]) -> dict:
+        url, body = request
+        start.wait()
+        return _post(url, world, BATCH, body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(send, zip(api_urls, bodies)))
+
+    by_txn: dict[int, list[dict]] = defaultdict(list)
+    for body, answer in zip(bodies, answers):
+        assert answer["ok"] is True and all(r["status"] == 200 for r in answer["results"])
+        for sent, result in zip(body["items"], answer["results"]):
+            by_txn[sent["txn"]].append(result["body"])
+    for n, card in enumerate(cards):
+        own = [by_txn[2000 + 10 * r + n] for r in range(5)]
+        paid = [seen for seen in own if any(a["ok"] for a in seen)]
+        assert len(paid) == 3, (card, own)
+        for seen in paid:  # every OK for a txn is its one booking's answer, given again
+            assert len({json.dumps(a, sort_keys=True) for a in seen if a["ok"]}) == 1, seen
+        assert sorted(next(a for a in seen if a["ok"])["balance_fen"] for seen in paid) == [0, 300, 600]
+        assert all(a["code"] == "ERR007" for seen in own if seen not in paid for a in seen)
+    snapshot = card_snapshot(world.merchant_id, cards)
+    assert [snapshot["cards"][c]["cash_fen"] for c in cards] == [0] * 6
+    totals = check_card_ledger(world.merchant_id)
+    assert totals.payments_booked == 6 * 3 and totals.balances_fen == 0

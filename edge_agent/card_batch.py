@@ -10,7 +10,8 @@ shared by all of them. A call of one payment goes to ``/edge/v1/cards/pay``, of 
 The answers of a batch are written to the ``answers`` table in one store job (one transaction,
 one fsync), and only then handed to the waiting terminals: durable before answering, as before.
 
-Deadlines stay per swipe (``card_pay_deadline_s``, counted from the swipe's arrival): a swipe
+Deadlines stay per swipe (``card_pay_deadline_s``, counted from the swipe's arrival; one loop
+timer serves them all, see :class:`_Deadlines`): a swipe
 whose cloud answer is not in hand by then gets :class:`CloudUnavailable` and is decided offline
 by the caller. If it is still queued it is taken out and never sent (:class:`NotSent`: the caller
 knows the cloud cannot have it); if its request is in flight
@@ -69,6 +70,7 @@ class _Swipe:
     payload: dict[str, Any]
     ends_at: float  # loop time
     future: asyncio.Future[dict[str, Any]]
+    deadline_s: float = 0.0  # for the words of the offline reason
     sent: bool = False  # in a request: it may land in the cloud
     answered: bool = False  # the cloud's answer is in hand: the deadline no longer applies
     abandoned: bool = False  # answered offline meanwhile: not sent, its cloud answer not stored
@@ -98,6 +100,7 @@ class CardPayBatcher:
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._batch_endpoint = True
+        self._deadlines = _Deadlines()
         self.stats = _Stats()
 
     @property
@@ -109,16 +112,11 @@ class CardPayBatcher:
         """The stored answer of the cloud for this payment. Raises :class:`CloudUnavailable` when
         there is none by the deadline, :class:`AgentRefused` on a 401."""
         loop = asyncio.get_running_loop()
-        swipe = _Swipe(tid, txn, digest, payload, loop.time() + deadline_s, loop.create_future())
-        # A timer rather than asyncio.timeout around the wait: the same deadline at a third of the
-        # CPU, and the timer can tell "no answer yet" (give up) from "answered, being stored" (wait).
-        timer = loop.call_at(swipe.ends_at, _expire, swipe, deadline_s)
+        swipe = _Swipe(tid, txn, digest, payload, loop.time() + deadline_s, loop.create_future(), deadline_s)
+        self._deadlines.add(loop, swipe)
         self._queue.append(swipe)
         self._start_calls()
-        try:
-            return await swipe.future
-        finally:
-            timer.cancel()
+        return await swipe.future
 
     def _start_calls(self) -> None:
         while self._queue and self._in_flight < self._max_in_flight:
@@ -210,12 +208,57 @@ class CardPayBatcher:
         self.stats.by_size[size] = self.stats.by_size.get(size, 0) + 1
 
 
-def _expire(swipe: _Swipe, deadline_s: float) -> None:
+class _Deadlines:
+    """Every swipe's deadline with ONE loop timer, armed at the earliest deadline still pending.
+
+    A timer per swipe (a ``TimerHandle`` pushed on the loop's heap, then cancelled) was a visible
+    share of the event loop's work per swipe. Swipes arrive with the same ``deadline_s``, so their
+    deadlines come in arrival order: a deque does, and the timer fires at the head's deadline, to
+    the same loop-clock instant as a timer of its own would. It then gives up the swipes that are
+    due and still unanswered, drops those already answered (at the head, lazily) and re-arms for
+    the next one still waiting. A swipe whose deadline is earlier than the last one queued (a
+    smaller ``deadline_s``) gets a timer of its own, so no deadline is ever late.
+    """
+
+    def __init__(self) -> None:
+        self._swipes: deque[_Swipe] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, swipe: _Swipe) -> None:
+        if loop is not self._loop:  # a new loop (tests run several): the old one's timer never fires
+            self._loop, self._timer = loop, None
+            self._swipes.clear()
+        swipes = self._swipes
+        if swipes and swipe.ends_at < swipes[-1].ends_at:
+            loop.call_at(swipe.ends_at, _expire, swipe)  # out of order: its own timer
+            return
+        swipes.append(swipe)
+        if self._timer is None:
+            self._timer = loop.call_at(swipe.ends_at, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        swipes = self._swipes
+        now = loop.time()
+        while swipes:
+            head = swipes[0]
+            if head.future.done():
+                swipes.popleft()  # answered (or given up) already
+            elif head.ends_at <= now:
+                swipes.popleft()
+                _expire(head)
+            else:
+                self._timer = loop.call_at(head.ends_at, self._sweep, loop)
+                return
+
+
+def _expire(swipe: _Swipe) -> None:
     """The swipe's deadline: without the cloud's answer in hand it is given up (still queued:
     never sent; in flight: its answer will not be stored) and its caller decides offline."""
     if not swipe.answered and not swipe.future.done():
         swipe.abandoned = True
-        problem = f"no card-pay answer within {deadline_s:g} s"
+        problem = f"no card-pay answer within {swipe.deadline_s:g} s"
         swipe.future.set_exception(CloudUnavailable(problem) if swipe.sent else NotSent(f"{problem}, never sent"))
 
 

@@ -43,7 +43,7 @@ class ExactlyOnce:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
-        self._inflight: dict[tuple[str, int], tuple[int, str, asyncio.Future[dict[str, Any]]]] = {}
+        self._inflight: dict[tuple[str, int], _Running] = {}
         self._highest: dict[str, int] = {}  # tid -> highest txn that may have a stored answer
 
     @property
@@ -61,12 +61,12 @@ class ExactlyOnce:
         key = (tid, txn)
         running = self._inflight.get(key)
         if running is not None:
-            first_cmd, first_digest, future = running
-            if (first_cmd, first_digest) != (cmd, digest):
+            if (running.cmd, running.digest) != (cmd, digest):
                 return _duplicate(cmd, txn)
-            return await asyncio.shield(future)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = (cmd, digest, future)
+            if running.future is None:
+                running.future = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(running.future)
+        running = self._inflight[key] = _Running(cmd, digest)
         try:
             outcome = await compute()
             body = outcome.body
@@ -74,19 +74,34 @@ class ExactlyOnce:
                 kept = await self._store.put_answer(tid, txn, cmd, digest, body, self._clock())
                 body = kept.body if (kept.cmd, kept.digest) == (cmd, digest) else _duplicate(cmd, txn)
         except asyncio.CancelledError:
-            future.cancel()  # shutting down: the waiters stop too
+            if running.future is not None:
+                running.future.cancel()  # shutting down: the waiters stop too
             raise
         except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters, if any, get it; nobody else must log it
+            if running.future is not None:
+                running.future.set_exception(exc)
+                running.future.exception()  # retrieved: waiters, if any, get it; nobody else must log it
             raise
         else:
-            future.set_result(body)
+            if running.future is not None:
+                running.future.set_result(body)
             return body
         finally:
             if txn > self._highest.get(tid, txn - 1):
                 self._highest[tid] = txn  # before the key leaves _inflight: see the module docstring
             del self._inflight[key]
+
+
+class _Running:
+    """A request in progress. Its future is made only when a repeat comes to wait for it: most
+    requests have no repeat, and a future per request was pure event-loop overhead."""
+
+    __slots__ = ("cmd", "digest", "future")
+
+    def __init__(self, cmd: int, digest: str) -> None:
+        self.cmd = cmd
+        self.digest = digest
+        self.future: asyncio.Future[dict[str, Any]] | None = None
 
 
 def _duplicate(cmd: int, txn: int) -> dict[str, Any]:

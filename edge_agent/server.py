@@ -208,7 +208,7 @@ class TerminalConnection(asyncio.Protocol):
         else:
             task = asyncio.get_running_loop().create_task(self._serve(event))
             self._inflight.add(task)
-            self._server.track(task)
+            self._server.track(task)  # _serve's own finally forgets it: no done callback per request
 
     async def _serve(self, request: RequestEvent) -> None:
         try:
@@ -220,7 +220,9 @@ class TerminalConnection(asyncio.Protocol):
             log.exception("request %s of %s failed; no answer sent (the terminal will repeat it)",
                           type(request).__name__, self.tid)
         finally:
-            self._inflight.discard(asyncio.current_task())  # type: ignore[arg-type]
+            task = asyncio.current_task()
+            self._inflight.discard(task)  # type: ignore[arg-type]
+            self._server.untrack(task)  # type: ignore[arg-type]
             if self._draining_paused and not self._closed:
                 self._drain()
 
@@ -300,8 +302,11 @@ class TerminalServer:
     # -- registry ----------------------------------------------------------------------------
 
     def track(self, task: asyncio.Task[None]) -> None:
+        """A request in progress; the request's coroutine calls :meth:`untrack` when it ends."""
         self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+
+    def untrack(self, task: asyncio.Task[None]) -> None:
+        self._requests.discard(task)
 
     def register(self, conn: TerminalConnection) -> bool:
         if len(self._connections) >= self.config.max_connections:

@@ -265,7 +265,10 @@ class Store:
             raise StoreClosed("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._writer.submit(fn, future)
-        return await asyncio.shield(future)
+        # No asyncio.shield (an extra future and two callbacks per write): a caller cancelled while
+        # waiting cancels this future only; the writer still applies the write and, finding the
+        # future done, leaves it alone (see _resolve). The write stands either way.
+        return await future
 
     def _one(self, sql: str, args: Iterable[Any] = ()) -> tuple[Any, ...] | None:
         return self._reader.execute(sql, tuple(args)).fetchone()

@@ -203,3 +203,49 @@ def test_batch_size_and_calls_in_flight_come_from_the_config(tmp_path: Path) -> 
             assert world.cloud.state.cards["10000002"] == 10_000 - 5 * 50
 
     run(scenario)
+
+
+def test_one_shared_deadline_timer_gives_each_swipe_up_at_its_own_deadline(tmp_path: Path) -> None:
+    """The deadlines share one loop timer (armed at the earliest one still pending): each swipe is
+    still given up at its own deadline, in order, also after a swipe answered in time was left at
+    the head of the line, also for swipes whose cloud call is still going on (only the timer can
+    give them up then), and for a swipe with a shorter deadline than those queued before it."""
+    async def scenario() -> None:
+        b = await bench(tmp_path)
+        loop = asyncio.get_running_loop()
+        given_up: list[tuple[int, float, float, int, BaseException]] = []  # txn, due, at, calls in flight, why
+
+        async def swipe(txn: int, deadline_s: float) -> None:
+            due = loop.time() + deadline_s
+            try:
+                await b.pay(txn, deadline_s=deadline_s)
+            except CloudUnavailable as exc:
+                given_up.append((txn, due, loop.time(), b.batcher.in_flight, exc))
+
+        try:
+            assert (await b.pay(1, deadline_s=0.1))["ok"] is True  # answered; its deadline still ahead
+            b.cloud.hang_s = 1.0
+            first = asyncio.create_task(swipe(2, 0.2))
+            await eventually(lambda: b.batcher.in_flight == 1)
+            # Queued behind 2's call; 3, 4 and 5 then go together in one call that lasts until 5's
+            # deadline, so 3 and 4 can be given up only by the deadline timer. 6 has a shorter
+            # deadline than those queued before it.
+            queued = [asyncio.create_task(swipe(txn, deadline_s))
+                      for txn, deadline_s in ((3, 0.25), (4, 0.27), (5, 0.9), (6, 0.05))]
+            await asyncio.gather(first, *queued)
+            assert [txn for txn, *_ in given_up] == [6, 2, 3, 4, 5]  # deadline order
+            for txn, due, at, _calls, _exc in given_up:
+                assert at >= due, txn  # never early
+            by_txn = {txn: (calls, type(exc)) for txn, _due, _at, calls, exc in given_up}
+            assert by_txn[3] == by_txn[4] == (1, CloudUnavailable)  # while their call was still going
+            assert by_txn[6] == (1, NotSent) and by_txn[2][1] is by_txn[5][1] is CloudUnavailable
+            await eventually(lambda: {("T0001", t) for t in (2, 3, 4, 5)} <= set(b.cloud.state.payments))
+            b.cloud.hang_s = 0.0
+            assert (await b.pay(7))["ok"] is True  # the timer re-arms after the line emptied
+            assert b.store.get_answer("T0001", 7) is not None
+            assert all(b.store.get_answer("T0001", txn) is None for txn in range(2, 7))  # given up: not stored
+            assert sorted(b.cloud.state.payments) == [("T0001", t) for t in (1, 2, 3, 4, 5, 7)]  # 6 never left
+        finally:
+            await b.close()
+
+    run(scenario)

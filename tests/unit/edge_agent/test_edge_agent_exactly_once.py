@@ -36,6 +36,26 @@ def test_retransmission_during_the_first_request_waits_for_it(tmp_path: Path) ->
     run(scenario)
 
 
+def test_card_pay_resent_during_the_first_attempt_gets_its_answer_and_charges_once(tmp_path: Path) -> None:
+    """Repeats that arrive while the first CARD_PAY is with the cloud wait for it and share its
+    answer (ExactlyOnce makes the future they wait on only when the first repeat comes)."""
+    async def scenario() -> None:
+        async with agent_world(tmp_path, card_pay_deadline_s=0.95) as world:
+            world.cloud.hang_s = 0.45
+            client = await world.terminal("T0001", retransmit_s=0.1)  # resends the frame ~4 times meanwhile
+            answer = await client.card_pay(14, "10000001", 250)
+            assert (answer["ok"], answer["offline"], answer["balance_fen"]) == (True, False, 9750)
+            assert world.cloud.state.calls[PAY] == 1 and world.cloud.state.cards["10000001"] == 9750
+            assert len(world.cloud.booked()) == 1
+            assert world.agent.store.get_answer("T0001", 14).body == answer
+            assert world.agent.once.in_progress == 0
+            world.cloud.hang_s = 0.0
+            assert await client.card_pay(14, "10000001", 250) == answer  # later: the stored answer
+            assert world.cloud.state.calls[PAY] == 1
+
+    run(scenario)
+
+
 def test_same_txn_for_another_request_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with agent_world(tmp_path) as world:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,32 @@ def test_a_failing_write_undoes_only_itself(tmp_path: Path) -> None:
             assert results[0].offline_id == "oid-good"
             assert isinstance(results[1], RuntimeError)
             assert [row.offline_id for row in store.offline_rows()] == ["oid-good"]
+        finally:
+            store.close()
+
+    run(scenario)
+
+
+def test_a_write_whose_caller_is_cancelled_still_commits(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = Store.open(tmp_path / "a.db")
+        try:
+            release = threading.Event()
+
+            def slow(c: sqlite3.Connection) -> str:
+                release.wait(5)  # holds the writer until the caller is cancelled
+                return insert_offline(c, "oid-1", "T1", 1, "c", 100, 0, "2026-11-18", "agent", 1.0).offline_id
+
+            caller = asyncio.create_task(store.write(slow))
+            await asyncio.sleep(0)  # the write is queued
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            release.set()
+            # The next write is committed after the cancelled one: by then that one is on disk too.
+            await store.set_kv("after", "1")
+            assert [row.offline_id for row in store.offline_rows()] == ["oid-1"]
+            assert store.get_kv("after") == "1"
         finally:
             store.close()
 

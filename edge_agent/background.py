@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
-from .cloud import CloudUnavailable
+from .cloud import CloudClient, CloudUnavailable
+from .config import AgentConfig
+from .store import Store
 
-__all__ = ["backoff_wait", "run_rounds"]
+__all__ = ["BackgroundSender", "backoff_wait", "run_rounds"]
 
 MAX_DOUBLINGS = 10
 
@@ -42,3 +45,28 @@ async def run_rounds(round_: Callable[[], Awaitable[object]], wake: asyncio.Even
             log.exception("%s failed", what)
         else:
             failures = 0
+
+
+class BackgroundSender:
+    """What the offline uploader and the void resolver share: the agent's config, store and cloud
+    client, a wake-up for "the cloud may be back" or "new work", and the loop above over `round`."""
+
+    what = "background round"  # for the log lines
+
+    def __init__(self, config: AgentConfig, store: Store, cloud: CloudClient,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._cloud = cloud
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        await run_rounds(self.round, self._wake, self._config.upload_interval_s,
+                         self._config.failure_backoff_max_s, logging.getLogger(type(self).__module__), self.what)
+
+    async def round(self) -> object:
+        raise NotImplementedError

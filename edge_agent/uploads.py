@@ -16,14 +16,13 @@ durably and will deliver it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .background import run_rounds
+from .background import BackgroundSender
 from .cloud import PATH_CARD_OFFLINE, CloudClient, CloudUnavailable
 from .config import AgentConfig
 from .offline import beijing_day
@@ -37,24 +36,16 @@ log = logging.getLogger(__name__)
 BATCH = 50  # protocol.md's own batch size; the cloud endpoint takes the same
 
 
-class OfflineUploader:
+class OfflineUploader(BackgroundSender):
+    what = "offline upload"
+
     def __init__(self, config: AgentConfig, store: Store, cloud: CloudClient,
                  clock: Callable[[], float] = time.time) -> None:
-        self._config = config
-        self._store = store
-        self._cloud = cloud
-        self._clock = clock
-        self._wake = asyncio.Event()
+        super().__init__(config, store, cloud, clock)
         self.uploaded_batches = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    # -- background --------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        await run_rounds(self.upload_pending, self._wake, self._config.upload_interval_s,
-                         self._config.failure_backoff_max_s, log, "offline upload")
+    async def round(self) -> int:
+        return await self.upload_pending()
 
     async def upload_pending(self) -> int:
         """Upload every pending record, by terminal in batches of 50; returns how many settled."""

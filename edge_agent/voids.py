@@ -22,13 +22,12 @@ the next round, with the same backoff as the offline uploader.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .background import run_rounds
+from .background import BackgroundSender
 from .cloud import CloudClient, CloudReply, CloudUnavailable
 from .config import AgentConfig
 from .store import Store
@@ -62,22 +61,16 @@ def _int(value: Any) -> str:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
-class UncertainResolver:
+class UncertainResolver(BackgroundSender):
+    what = "settling uncertain refusals"
+
     def __init__(self, config: AgentConfig, store: Store, cloud: CloudClient,
                  clock: Callable[[], float] = time.time) -> None:
-        self._config = config
-        self._store = store
-        self._cloud = cloud
-        self._clock = clock
-        self._wake = asyncio.Event()
+        super().__init__(config, store, cloud, clock)
         self.resolved = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        await run_rounds(self.resolve_pending, self._wake, self._config.upload_interval_s,
-                         self._config.failure_backoff_max_s, log, "settling uncertain refusals")
+    async def round(self) -> int:
+        return await self.resolve_pending()
 
     async def resolve_pending(self) -> int:
         """Ask the cloud about every unsettled row (one round); returns how many were settled.

@@ -80,3 +80,19 @@ def operator_for(http, services: CardServices, merchant_id: str) -> OperatorClie
     token = f"op-{uuid.uuid4().hex}"
     services.rules.set_operator_token(merchant_id, token, services.container.clock.now())
     return OperatorClient(http, merchant_id, token)
+
+
+def upload_offline(edge, terminal_id: str, card_no: str, txn: int, amount_fen: int, ts: int) -> dict:  # type: ignore[no-untyped-def]
+    """One offline record through the signed edge client (offline_id `o<txn>`); the JSON answer."""
+    record = {"txn": txn, "card": card_no, "amount_fen": amount_fen, "ts": ts, "offline_id": f"o{txn}"}
+    return json.loads(edge.post("/edge/v1/cards/offline", {"terminal_id": terminal_id, "records": [record]}).body)
+
+
+def card_state(merchant_id: str, card_no: str) -> dict:
+    return card_snapshot(merchant_id, [card_no])["cards"][card_no]
+
+
+def limit_counters(merchant_id: str, card_no: str) -> tuple:
+    """(day, day_fen, day_count, meal, meal_fen, meal_count) as the card item holds them."""
+    card = card_state(merchant_id, card_no)
+    return card["day"], card["day_fen"], card["day_count"], card["meal"], card["meal_fen"], card["meal_count"]

@@ -128,7 +128,7 @@ class LocalStack:
         return [
             LocalSchedule("expire_orders", self.expiry_interval_s, container.expiry.run),
             LocalSchedule("sweep_refunds", self.refund_interval_s, lambda: refund_sweep(container).run()),
-            LocalSchedule("refund_uncredited_recharges", self.refund_interval_s, recharges.retry_refunds),
+            LocalSchedule("refund_uncredited_recharges", self.refund_interval_s, recharges.run_job),
         ]
 
     def start_schedules(self) -> None:

@@ -35,7 +35,10 @@ def send_recharge_notices(event: object) -> dict:
 def refund_uncredited_recharges(event: object) -> dict:
     """Online recharges paid for an account closed meanwhile: the platform is asked about their refund
     (the same out_refund_no each time, sent again when it does not know it) until it confirms it
-    (REFUNDED, booked) or a person must look (refund FAILED)."""
-    report = card_services(container.current()).online.retry_refunds()
+    (REFUNDED, booked) or a person must look (refund FAILED).
+
+    First, recharges still CREATED a few minutes after they started are asked about at the platform:
+    a payment whose notification was lost for good is booked as the notification would have."""
+    report = card_services(container.current()).online.run_job()
     log.info(json.dumps({"job": "refund_uncredited_recharges", **report}))
     return report

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from chalicelib.channels.base import ChannelState, PaymentNotice, RefundRequest
+from chalicelib.channels.base import ChannelState, PaymentNotice, RefundRequest, TradeStatus
 from chalicelib.domain.canteen_notice import CLASSIC_FIELDS, RechargeFacts, template_data
 from chalicelib.domain.cards import LIVE_STATUSES, CardState, Wallet
 from chalicelib.domain.clock import Clock
@@ -47,6 +47,8 @@ from chalicelib.store.cards import Booked, CardStore, EntrySpec, Movement, Other
 
 log = logging.getLogger(__name__)
 MAX_NOTICE_ATTEMPTS = 8
+QUERY_AFTER_S = 5 * 60  # younger recharges are still being paid, or their notification is on its way
+QUERY_LOOKBACK_S = 48 * 3600  # the platforms' trades (and their notification retries) are long over by then
 MAX_REFUND_ATTEMPTS = 24  # the job runs every 10 minutes: refused for about four hours, a person is asked
 REFUND_FAILED = "REFUND_FAILED"  # refund_uncredited's answer for a refund that now waits for a person
 ATTEMPTS = 8
@@ -248,6 +250,55 @@ class OnlineRechargeService:
                 counts["pending"] += 1
             # (REFUNDED is also the answer for one an earlier run booked while the index still listed it)
         return counts
+
+    # --- a payment whose notification never came: asked of the platform -------------------
+
+    def run_job(self) -> dict:
+        """The card job `refund_uncredited_recharges` (and the local stack's loop of that name):
+        unnotified payments asked about first (one paid for a closed account then starts its
+        refund), then one step of every pending refund."""
+        queried = self.credit_unnotified()
+        return {**self.retry_refunds(), "queried": queried}
+
+    def credit_unnotified(self) -> dict:
+        """The job: every recharge still CREATED between QUERY_AFTER_S and QUERY_LOOKBACK_S old is
+        asked about at its platform. Paid: booked by `apply`, the very path of a notification, with
+        the same `trade#<wallet>#<trade_no>` dedupe, so it lands once whichever comes first. Closed
+        unpaid: no longer asked about (it stays CREATED: a recharge has no closed status). Anything
+        else (not paid yet, not found, no answer): asked again next run while within the lookback."""
+        counts = {"paid": 0, "closed": 0, "unpaid": 0, "errors": 0}
+        now = self._clock.now()
+        for recharge_id in list(self._recharges.unpaid(now - QUERY_LOOKBACK_S, now - QUERY_AFTER_S)):
+            try:
+                counts[self.query_recharge(recharge_id)] += 1
+            except Exception:  # noqa: BLE001 - one bad recharge must not hold back the others
+                log.exception("query of unnotified recharge %s failed; next run asks again", recharge_id)
+                counts["errors"] += 1
+        return counts
+
+    def query_recharge(self, recharge_id: str) -> str:
+        """Ask the platform about one CREATED recharge: paid, closed or unpaid (which includes one
+        booked meanwhile, read consistently here, and one the platform gave no answer about)."""
+        recharge = self._recharges.get(recharge_id)
+        if recharge is None or recharge.status != CREATED:
+            return "unpaid"  # booked meanwhile (the index lags): nothing to ask
+        found = self._channels.for_merchant(recharge.merchant_id, recharge.wallet) if self._channels else None
+        if found is None:
+            raise NotConfigured(f"no {recharge.wallet} channel to ask about recharge {recharge_id}")
+        result = found[0].query(recharge_id)
+        if result.state is not ChannelState.SUCCESS:
+            return "unpaid"
+        if result.trade_status is TradeStatus.PAID:
+            if not result.trade_no or result.amount_fen is None:
+                raise Conflict(f"the platform's paid trade {recharge_id} lacks its trade number or amount")
+            notice = PaymentNotice(recharge_id, result.trade_no, result.amount_fen,
+                                   result.paid_at or self._clock.now(), "", True)
+            self.apply(recharge.merchant_id, notice, recharge.wallet)  # PAID, DUPLICATE or a refund's state
+            return "paid"
+        if result.trade_status is TradeStatus.CLOSED:
+            self._recharges.closed_unpaid(recharge_id)
+            return "closed"
+        return "unpaid"
 
     def recharge(self, merchant_id: str, recharge_id: str) -> Recharge:
         """One recharge of this merchant (the console's view), or NotFound."""

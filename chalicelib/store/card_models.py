@@ -210,6 +210,19 @@ class RechargeRefundsPending(GlobalSecondaryIndex["CardRechargeModel"]):
     recharge_id = UnicodeAttribute(range_key=True)
 
 
+class RechargesUnpaid(GlobalSecondaryIndex["CardRechargeModel"]):
+    """Sparse: recharges still CREATED ("CREATED", set at creation, removed when the payment is
+    booked or the platform closed the trade), by creation time, for the job that asks the platform
+    about payments whose notification never came."""
+
+    class Meta:
+        index_name = "recharges_unpaid"
+        projection = KeysOnlyProjection()
+
+    pending = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
 class CardRechargeModel(_Base):
     class Meta(_Base.Meta):
         table_name = "card_recharges"
@@ -237,8 +250,10 @@ class CardRechargeModel(_Base):
     refund_id = UnicodeAttribute(null=True)  # the platform's id of the refund
     refunded_at = NumberAttribute(null=True)
     created_at = NumberAttribute()
+    pending = UnicodeAttribute(null=True)  # "CREATED" until booked (paid) or closed unpaid at the platform
     notices_pending = RechargeNoticesPending()
     refunds_pending = RechargeRefundsPending()
+    recharges_unpaid = RechargesUnpaid()
 
 
 class WeChatMpTokenModel(_Base):

@@ -93,6 +93,7 @@ class RechargeStore:
             recharge.recharge_id, merchant_id=recharge.merchant_id, account_id=recharge.account_id,
             holder_id=recharge.holder_id, card_no=recharge.card_no, openid=recharge.openid,
             amount_fen=recharge.amount_fen, wallet=recharge.wallet, status=CREATED, created_at=now,
+            pending=CREATED,  # listed in the sparse recharges_unpaid index until booked or closed
         ).save(condition=CardRechargeModel.recharge_id.does_not_exist())
 
     def get(self, recharge_id: str) -> Recharge | None:
@@ -107,7 +108,7 @@ class RechargeStore:
         (`card_no`: the card it lands on, another than the recharge's after a replacement)."""
         def add(tx: TransactWrite) -> None:
             actions = [CardRechargeModel.status.set(PAID), CardRechargeModel.trade_no.set(trade_no),
-                       CardRechargeModel.paid_at.set(paid_at)]
+                       CardRechargeModel.paid_at.set(paid_at), CardRechargeModel.pending.remove()]
             if card_no:
                 actions.append(CardRechargeModel.credited_card_no.set(card_no))
             if notify:
@@ -116,6 +117,25 @@ class RechargeStore:
                       condition=(CardRechargeModel.status == CREATED)
                       & (CardRechargeModel.amount_fen == recharge.amount_fen))
         return add
+
+    def unpaid(self, since: float, until: float, limit: int = 200) -> Iterator[str]:
+        """Recharges still listed CREATED that were created in [since, until], oldest first (the
+        index lags its table: read each one consistently before acting on it)."""
+        for item in CardRechargeModel.recharges_unpaid.query(
+                CREATED, CardRechargeModel.created_at.between(since, until), limit=limit):
+            yield item.recharge_id
+
+    def closed_unpaid(self, recharge_id: str) -> bool:
+        """The platform closed the trade unpaid: stop asking about it (it stays CREATED: a recharge
+        has no closed status; a payment can no longer come). False when it was booked meanwhile."""
+        try:
+            CardRechargeModel(recharge_id).update(actions=[CardRechargeModel.pending.remove()],
+                                                  condition=CardRechargeModel.status == CREATED)
+        except UpdateError as failed:
+            if failed.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def notice_sent(self, recharge_id: str, now: float) -> None:
         CardRechargeModel(recharge_id).update(actions=[
@@ -145,7 +165,8 @@ class RechargeStore:
             with tx:
                 tx.update(CardRechargeModel(recharge.recharge_id), actions=[
                     CardRechargeModel.status.set(REFUNDING), CardRechargeModel.trade_no.set(trade_no),
-                    CardRechargeModel.paid_at.set(paid_at), CardRechargeModel.out_refund_no.set(
+                    CardRechargeModel.paid_at.set(paid_at), CardRechargeModel.pending.remove(),
+                    CardRechargeModel.out_refund_no.set(
                         refund_no(recharge.recharge_id)), CardRechargeModel.refund_pending.set(REFUND_PENDING)],
                     condition=(CardRechargeModel.status == CREATED) & (CardRechargeModel.amount_fen == recharge.amount_fen))
                 entry = ledger_entry(account, "uncredited", recharge.merchant_id, now, amount_fen=recharge.amount_fen,

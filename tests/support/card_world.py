@@ -96,3 +96,18 @@ def limit_counters(merchant_id: str, card_no: str) -> tuple:
     """(day, day_fen, day_count, meal, meal_fen, meal_count) as the card item holds them."""
     card = card_state(merchant_id, card_no)
     return card["day"], card["day_fen"], card["day_count"], card["meal"], card["meal_fen"], card["meal_count"]
+
+
+def start_alipay_recharge(http, merchant_id: str, card_no: str, amount_fen: int) -> str:  # type: ignore[no-untyped-def]
+    """A holder starts an online Alipay recharge of card_no (the number doubles as the proof of the card)."""
+    answer = http.post(f"/cards/v1/alipay/{merchant_id}/recharge", headers={"Content-Type": "application/json"},
+                       body=json.dumps({"card_no": card_no, "number": card_no, "amount_fen": amount_fen}))
+    assert answer.status_code == 201, answer.body
+    return json.loads(answer.body)["recharge_id"]
+
+
+def post_alipay_notification(http, fake_channels, merchant_id: str, recharge_id: str):  # type: ignore[no-untyped-def]
+    """The FakeChannel's signed notification of the recharge's trade, posted to our webhook."""
+    headers, body = fake_channels.by_wallet["alipay"].notification(recharge_id)
+    return http.post(f"/cards/notify/{merchant_id}/alipay",
+                     headers={"Content-Type": "application/json", **headers}, body=body)

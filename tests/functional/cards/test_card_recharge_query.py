@@ -3,8 +3,6 @@ platform about it and books it through the notification's own path: once, whiche
 Fake channels here (FakeChannel.pay marks a trade paid without notifying)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chalicelib.channels.base import ChannelState, TradeStatus
@@ -12,7 +10,7 @@ from chalicelib.jobs.cards import refund_uncredited_recharges
 from chalicelib.services.card_container import CardServices, install_card_services
 from chalicelib.services.card_recharge import QUERY_AFTER_S, QUERY_LOOKBACK_S
 from chalicelib.store.card_models import CardRechargeModel
-from tests.support.card_world import card_snapshot, issue_card
+from tests.support.card_world import card_snapshot, issue_card, post_alipay_notification, start_alipay_recharge
 from tests.support.ledger_invariants import check_card_ledger
 
 CARD = "73100001"
@@ -27,10 +25,7 @@ def services(container, world) -> CardServices:  # type: ignore[no-untyped-def]
 
 
 def _start(http, world, amount: int = 3_000) -> str:  # type: ignore[no-untyped-def]
-    answer = http.post(f"/cards/v1/alipay/{world.merchant_id}/recharge", headers={"Content-Type": "application/json"},
-                       body=json.dumps({"card_no": CARD, "number": CARD, "amount_fen": amount}))
-    assert answer.status_code == 201, answer.body
-    return json.loads(answer.body)["recharge_id"]
+    return start_alipay_recharge(http, world.merchant_id, CARD, amount)
 
 
 def _queries(fake_channels, recharge_id: str) -> int:  # type: ignore[no-untyped-def]
@@ -38,9 +33,7 @@ def _queries(fake_channels, recharge_id: str) -> int:  # type: ignore[no-untyped
 
 
 def _late_notification(http, fake_channels, world, recharge_id: str):  # type: ignore[no-untyped-def]
-    headers, body = fake_channels.by_wallet["alipay"].notification(recharge_id)
-    return http.post(f"/cards/notify/{world.merchant_id}/alipay",
-                     headers={"Content-Type": "application/json", **headers}, body=body)
+    return post_alipay_notification(http, fake_channels, world.merchant_id, recharge_id)
 
 
 def _cash(world) -> int:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ replacement the credit lands on the new card. Fake channels here; WeChat and Ali
 through the sandbox in tests/integration/cards/."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pytest
@@ -15,7 +14,8 @@ from chalicelib.services.card_recharge import MAX_REFUND_ATTEMPTS, REFUND_FAILED
 from chalicelib.store.card_recharges import recharge_account
 from chalicelib.store.models import LedgerEntryModel
 from chalicelib.store.settlement_totals import read_totals
-from tests.support.card_world import card_snapshot, issue_card, operator_for
+from tests.support.card_world import (card_snapshot, issue_card, operator_for, post_alipay_notification,
+                                      start_alipay_recharge)
 from tests.support.ledger_invariants import check_card_ledger
 
 CARD, NEW_CARD = "73000001", "73000002"
@@ -30,18 +30,12 @@ def services(container, world) -> CardServices:  # type: ignore[no-untyped-def]
 
 
 def _start(http, world, amount: int = 3_000) -> str:  # type: ignore[no-untyped-def]
-    answer = http.post(f"/cards/v1/alipay/{world.merchant_id}/recharge", headers={"Content-Type": "application/json"},
-                       body=json.dumps({"card_no": CARD, "number": CARD, "amount_fen": amount}))
-    assert answer.status_code == 201, answer.body
-    return json.loads(answer.body)["recharge_id"]
+    return start_alipay_recharge(http, world.merchant_id, CARD, amount)
 
 
 def _notify(http, fake_channels, world, recharge_id: str):  # type: ignore[no-untyped-def]
-    channel = fake_channels.by_wallet["alipay"]
-    channel.pay(recharge_id)
-    headers, body = channel.notification(recharge_id)
-    return http.post(f"/cards/notify/{world.merchant_id}/alipay",
-                     headers={"Content-Type": "application/json", **headers}, body=body)
+    fake_channels.by_wallet["alipay"].pay(recharge_id)
+    return post_alipay_notification(http, fake_channels, world.merchant_id, recharge_id)
 
 
 def _refund_calls(fake_channels) -> list[str]:  # type: ignore[no-untyped-def]

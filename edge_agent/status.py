@@ -3,7 +3,8 @@
 Every ``status_report_s``, and soon after a terminal logs in or drops off (changes are coalesced
 for a second), the agent sends the state of every terminal it knows::
 
-    {"terminals": [{"terminal_id", "online", "last_seen", "offline_pending", "terminal_offline_pending"}]}
+    {"reported_at": <Unix ms>,
+     "terminals": [{"terminal_id", "online", "last_seen", "offline_pending", "terminal_offline_pending"}]}
 
 ``last_seen`` is the Unix time of the last byte the terminal sent (0 when never seen since the
 agent started); ``offline_pending`` counts the records the agent holds for upload,
@@ -11,6 +12,13 @@ agent started); ``offline_pending`` counts the records the agent holds for uploa
 keeps both with the time of the report, for the merchant's operators (``GET /cards/v1/terminals``):
 counts that stay above zero mean payments that have not reached the cloud. A report the cloud does
 not take is simply replaced by the next one.
+
+``reported_at`` is the agent's clock when it took the snapshot, in Unix **milliseconds** (an
+integer), and strictly increasing within a run (a clock stepped back still orders the reports).
+The cloud stores a terminal's line only when the report is newer than the one it holds, so an HTTP
+retry of an older report that lands after a newer one changes nothing (it is answered in
+``stale``). A report's time must not be ahead of the cloud's clock by more than its allowed skew
+(a few minutes) or the whole report is refused.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class StatusReporter:
         self._changed = asyncio.Event()
         self._last_seen: dict[str, float] = {}
         self._terminal_pending: dict[str, int] = {}
+        self._last_reported_ms = 0
         self.reports = 0
 
     def changed(self) -> None:
@@ -68,9 +77,16 @@ class StatusReporter:
                            "terminal_offline_pending": self._terminal_pending.get(tid, 0)})
         return report
 
+    def report(self) -> dict[str, Any]:
+        """The body of one status report: the snapshot with its time."""
+        terminals = self.snapshot()
+        # Never equal to or below the previous report's time, so the cloud keeps the later one.
+        self._last_reported_ms = max(int(self._clock() * 1000), self._last_reported_ms + 1)
+        return {"reported_at": self._last_reported_ms, "terminals": terminals}
+
     async def report_once(self) -> bool:
         try:
-            reply = await self._cloud.post(PATH_HEARTBEAT, {"terminals": self.snapshot()})
+            reply = await self._cloud.post(PATH_HEARTBEAT, self.report())
         except CloudUnavailable as exc:
             log.info("status report not delivered: %s", exc)
             return False

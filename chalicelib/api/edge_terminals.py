@@ -1,9 +1,10 @@
 """Edge API for the terminal link: terminal keys for LOGIN, heartbeats and online status.
 
 POST /edge/v1/terminals             {}  -> {ok, merchant_name, params_ver, terminals: [{terminal_id, key_box}]}
-POST /edge/v1/terminals/heartbeat   {terminals: [{terminal_id, online, last_seen,
-                                                  offline_pending, terminal_offline_pending}]}
-                                        -> {ok, updated, skipped: [terminal_id], server_time}
+POST /edge/v1/terminals/heartbeat   {reported_at, terminals: [{terminal_id, online, last_seen,
+                                                               offline_pending, terminal_offline_pending}]}
+                                        -> {ok, updated, skipped: [terminal_id], stale: [terminal_id],
+                                            server_time}
 
 Both are signed edge requests (edge_common.authenticate). Keys travel only in boxes that the
 calling agent alone can open (services/edge_link.py). A report's counts (offline_pending: the
@@ -11,6 +12,11 @@ terminal's records the agent holds for upload; terminal_offline_pending: what th
 it holds) are optional, stored with the time of the report; operators read them at
 GET /cards/v1/terminals (api/terminal_status.py). A terminal that is not the agent's is named
 in `skipped` and nothing is written for it.
+
+`reported_at` (Unix milliseconds, an integer; optional for older agents, which are ordered by the
+cloud's arrival time) orders the reports: a terminal whose stored report is as new or newer is
+named in `stale` and nothing is written for it, so a late retry of an older report never
+overwrites newer counts (services/edge_link.py). A bad `reported_at` is a 400 that writes nothing.
 """
 from __future__ import annotations
 
@@ -41,4 +47,4 @@ def terminal_list() -> Response:
 @domain_errors_to_http
 def terminal_heartbeat() -> Response:
     agent, body = authenticate(edge_terminals)
-    return ok(_service().record_heartbeat(agent, body.get("terminals")))
+    return ok(_service().record_heartbeat(agent, body.get("terminals"), body.get("reported_at")))

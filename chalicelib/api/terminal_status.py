@@ -5,9 +5,11 @@ GET /cards/v1/terminals -> {terminals: [{terminal_id, name, site_id, status, onl
                                           status_reported_at}]}
 
 `terminal_offline_pending` is what the terminal said it holds (its HEARTBEAT), `agent_offline_pending`
-the terminal's records the edge agent still has to upload, `status_reported_at` the cloud's time of
-the report they came with (null: no report with counts yet). A terminal whose counts stay above zero
-while `status_reported_at` is recent is a site whose payments have not reached the cloud.
+the terminal's records the edge agent still has to upload (each null: never reported, or the last
+report did not carry it), `status_reported_at` the cloud's clock, in whole seconds, when the report
+they came with was stored (null: no report yet). It is never the agent's own time of the report,
+which only orders the reports (store/terminals.py). A terminal whose counts stay above zero while
+`status_reported_at` is recent is a site whose payments have not reached the cloud.
 
 Same interim operator token as the other merchant operator routes (api/cards.py): headers
 `X-ScanPay-Merchant: <merchant_id>` and `Authorization: Bearer <token>`; anything else is 401.

@@ -1,6 +1,16 @@
 """The terminal link's needs from the cloud: the agent's terminals with their LOGIN keys, and the
 terminals' online status that the agent reports.
 
+Status reports can arrive out of order (an HTTP retry of an older report landing after a newer
+one). Each report carries ``reported_at``, the agent's clock when it took the report, in Unix
+**milliseconds** (an integer), and a terminal's status is stored only when the report is newer
+than the stored one (store/terminals.py, one conditional write); the others are answered in
+``stale``. A report without ``reported_at`` (an agent older than this rule) is ordered by the
+cloud's clock when it arrives, in milliseconds. A ``reported_at`` that is not an integer, below
+MIN_REPORTED_AT_MS (seconds sent for milliseconds) or further ahead of our clock than
+MAX_FUTURE_SKEW_S is refused (400) and nothing is written. ``reported_at`` only orders: operators
+see the cloud's clock when the report was stored (``status_reported_at``, whole seconds).
+
 LOGIN keys are secrets: they leave the cloud only inside a *box* that only the requesting agent
 opens, AES-256-GCM under a key both sides derive from the agent's own secret (which the cloud
 holds sealed with KMS, and the agent in its config):
@@ -28,12 +38,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.store.directory import Directory, EdgeAgentInfo
-from chalicelib.store.terminals import LinkReport, TerminalLinkStore
+from chalicelib.store.terminals import LinkReport, LinkWrite, TerminalLinkStore
 
 KEYBOX_SALT = b"scanpay-edge-keybox-v1"
 MAX_REPORTED_TERMINALS = 1000
 MAX_FUTURE_SKEW_S = 300  # a last_seen further ahead of our clock is a broken agent clock
 MAX_PENDING = 10_000_000  # far above what an agent's disk holds: a larger count is a broken report
+MIN_REPORTED_AT_MS = 10**12  # 2001-09-09 in ms; a smaller reported_at is seconds sent as milliseconds
 
 
 def keybox_key(agent_secret: str, agent_id: str) -> bytes:
@@ -65,18 +76,35 @@ class EdgeLinkService:
                      for terminal_id, key in sorted(keys.items())]
         return {"merchant_name": merchant.name if merchant else "", "params_ver": 0, "terminals": terminals}
 
-    def record_heartbeat(self, agent: EdgeAgentInfo, reports: object) -> dict[str, Any]:
-        """Store each reported terminal's status. Every item is checked before anything is written,
-        so a malformed report changes nothing; terminals that are not the agent's are skipped."""
-        now = int(self._clock.now())
+    def record_heartbeat(self, agent: EdgeAgentInfo, reports: object, reported_at: object = None) -> dict[str, Any]:
+        """Store each reported terminal's status when the report is newer than the stored one.
+        Everything is checked before anything is written, so a malformed report changes nothing;
+        terminals that are not the agent's are `skipped`, those with a newer stored report `stale`."""
+        now_s = self._clock.now()
+        now = int(now_s)
+        report_ms = _checked_reported_at(reported_at, now_s)
         checked = _checked_reports(reports, now)
-        updated, skipped = 0, []
+        updated, skipped, stale = 0, [], []
         for report in checked:
-            if self._link_store.record_link_status(agent.agent_id, report, now):
+            written = self._link_store.record_link_status(agent.agent_id, report, report_ms, now)
+            if written is LinkWrite.STORED:
                 updated += 1
+            elif written is LinkWrite.STALE:
+                stale.append(report.terminal_id)
             else:
                 skipped.append(report.terminal_id)
-        return {"updated": updated, "skipped": skipped, "server_time": now}
+        return {"updated": updated, "skipped": skipped, "stale": stale, "server_time": now}
+
+
+def _checked_reported_at(reported_at: object, now_s: float) -> int:
+    """The report's time in Unix ms; the cloud's arrival time for an agent that does not send it."""
+    if reported_at is None:
+        return int(now_s * 1000)
+    latest_ms = int((now_s + MAX_FUTURE_SKEW_S) * 1000)
+    if (isinstance(reported_at, bool) or not isinstance(reported_at, int)
+            or not MIN_REPORTED_AT_MS <= reported_at <= latest_ms):
+        raise InvalidRequest("reported_at must be Unix milliseconds (an integer), not in the future")
+    return reported_at
 
 
 def _checked_reports(reports: object, now: int) -> list[LinkReport]:

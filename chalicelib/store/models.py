@@ -132,10 +132,15 @@ class TerminalModel(TableModel):
     status = UnicodeAttribute(default="active")
     online = BooleanAttribute(default=False)
     last_seen_at = NumberAttribute(default=0)
-    # From the agents' status reports (store/terminals.py); None until an agent reported them:
+    # From the agents' status reports (store/terminals.py); None until an agent reported them (a count
+    # also goes back to None when the stored report did not carry it):
     terminal_offline_pending = NumberAttribute(null=True)  # records the terminal says it holds (HEARTBEAT)
     agent_offline_pending = NumberAttribute(null=True)  # the terminal's records the agent holds for upload
-    status_reported_at = NumberAttribute(null=True)  # the cloud's clock when that report was stored
+    status_reported_at = NumberAttribute(null=True)  # the cloud's clock when that report was stored, whole seconds
+    # The stored report's own time, Unix ms: the agent's clock when it took the report (the cloud's on
+    # arrival for an agent that does not send reported_at). Only orders the reports (a report not newer
+    # is stale); operators never see it, as it may run ahead of the cloud's clock.
+    status_report_ms = NumberAttribute(null=True)
     by_agent = TerminalsByAgent()
     by_merchant = TerminalsByMerchant()
 

@@ -68,10 +68,44 @@ def test_heartbeat_records_online_status(edge, world, live_container) -> None:
     body = json.loads(answer.body)
     assert body["updated"] == 2 and body["skipped"] == [] and abs(body["server_time"] - now) <= 5
     assert _link(first) == (True, now - 5) and _link(second) == (False, 0)
-    # a report older than the stored one (out of order) does not move last_seen back
+    # a report older than the stored one (out of order) does not move last_seen back: it is stale
     stale = json.loads(edge.post(HEARTBEAT, {"terminals": [
         {"terminal_id": first, "online": False, "last_seen": now - 60}]}).body)
-    assert stale["skipped"] == [first] and _link(first) == (True, now - 5)
+    assert (stale["stale"], stale["skipped"], stale["updated"]) == ([first], [], 0)
+    assert _link(first) == (True, now - 5)
+
+
+def test_heartbeat_older_by_reported_at_is_stale_through_real_dynamodb(edge, world) -> None:
+    first = sorted(world.terminals)[0]
+    sent_s = int(time.time())
+    agent_ms = int(time.time() * 1000) + 120_000  # the agent's clock runs 2 minutes ahead of the cloud's
+    newer = {"reported_at": agent_ms, "terminals": [
+        {"terminal_id": first, "online": True, "last_seen": sent_s, "offline_pending": 0}]}
+    older = {"reported_at": agent_ms - 1500, "terminals": [
+        {"terminal_id": first, "online": True, "last_seen": sent_s, "offline_pending": 4}]}
+    assert json.loads(edge.post(HEARTBEAT, newer).body)["updated"] == 1
+    stored = dict(TerminalModel.get(first, consistent_read=True).attribute_values)
+    # The report's own time orders; status_reported_at (what operators see) is the cloud's whole seconds.
+    assert stored["status_report_ms"] == agent_ms and stored["agent_offline_pending"] == 0
+    assert stored["status_reported_at"] == int(stored["status_reported_at"])
+    assert sent_s <= stored["status_reported_at"] <= time.time()
+
+    late = json.loads(edge.post(HEARTBEAT, older).body)  # the retry of an older report lands last
+    assert (late["updated"], late["stale"]) == (0, [first])
+    assert dict(TerminalModel.get(first, consistent_read=True).attribute_values) == stored
+
+    # A millisecond later is newer: stored.
+    later = {"reported_at": agent_ms + 1, "terminals": [
+        {"terminal_id": first, "online": False, "last_seen": sent_s, "offline_pending": 2}]}
+    assert json.loads(edge.post(HEARTBEAT, later).body)["updated"] == 1
+    assert TerminalModel.get(first, consistent_read=True).status_report_ms == agent_ms + 1
+    after_later = dict(TerminalModel.get(first, consistent_read=True).attribute_values)
+
+    # Seconds sent for milliseconds: refused, nothing written.
+    bad = {"reported_at": sent_s + 600, "terminals": later["terminals"]}
+    answer = edge.post(HEARTBEAT, bad)
+    assert answer.status_code == 400 and "reported_at" in json.loads(answer.body)["message"]
+    assert dict(TerminalModel.get(first, consistent_read=True).attribute_values) == after_later
 
 
 def test_heartbeat_skips_terminals_of_other_agents(edge, world, live_container) -> None:

@@ -3,6 +3,8 @@ flooding, and a clean shutdown that keeps the answers of requests in progress.""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import contextlib
 from pathlib import Path
@@ -10,9 +12,12 @@ from pathlib import Path
 from edge_agent.protocol import Command, Frame, encode_frame
 from edge_agent.simulator.client import TerminalClient
 from edge_agent.simulator.stub_cloud import StubCloud, StubCloudThread
+from edge_agent.status import StatusReporter
 from edge_agent.thread import AgentThread
 
 from edge_agent_support import AGENT_ID, SECRET, TERMINALS, agent_world, config_for, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 
 def test_heartbeat_and_time_set_on_drift(tmp_path: Path) -> None:
@@ -142,6 +147,37 @@ def test_online_status_is_reported_to_the_cloud(tmp_path: Path) -> None:
             assert seen_from <= row["last_seen"] <= world.agent.clock()  # when it was seen, not a tolerance
             await client.close()
             assert (await eventually(lambda: status(False)))["last_seen"] >= row["last_seen"]
+
+    run(scenario)
+
+
+def test_status_reports_carry_their_time_in_increasing_milliseconds(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path) as world:
+            since_ms = int(world.agent.clock() * 1000)
+            await eventually(lambda: len(world.cloud.state.heartbeats) >= 3)
+            times = [report["reported_at"] for report in world.cloud.state.heartbeats]
+            assert all(type(t) is int for t in times)
+            assert since_ms <= times[0] and times[-1] <= world.agent.clock() * 1000
+            assert times == sorted(set(times))  # strictly increasing
+
+    run(scenario)
+
+
+def test_status_report_time_keeps_increasing_when_the_clock_steps_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path) as world:
+            agent = world.agent
+            now = [1_795_000_000.5]
+            reporter = StatusReporter(agent.config, agent.cloud, agent.server, agent.terminals, agent.store,
+                                      clock=lambda: now[0])
+            first = reporter.report()
+            assert first["reported_at"] == 1_795_000_000_500
+            assert [t["terminal_id"] for t in first["terminals"]] == sorted(TERMINALS)
+            now[0] -= 60  # NTP steps the clock back a minute
+            assert reporter.report()["reported_at"] == 1_795_000_000_501
+            now[0] += 120
+            assert reporter.report()["reported_at"] == 1_795_000_060_500
 
     run(scenario)
 

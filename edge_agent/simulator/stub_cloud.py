@@ -13,11 +13,18 @@ like the cloud does (timestamp window, nonce used once), and keeps a ledger to a
 - ``/edge/v1/cards/blacklist/ack``: recorded in ``state.blacklist_acks``;
 - ``/edge/v1/cards/pay|pay-batch|offline|blacklist``: balances, one dedupe per (terminal, txn) shared by
   online and offline payments (so an offline record of a payment that landed online is a repeat),
-  offline records rejected for a lost card or an overdraft.
+  offline records rejected for a lost card or an overdraft;
+- ``/edge/v1/cards/void``: the cloud's void of an uncertain refusal (chalicelib/services/card_voids.py):
+  a booked payment is given back (``reversed``, the money back on the card's balance, and the
+  payment no longer counts in :meth:`StubCloud.booked`); a txn with nothing booked is claimed as
+  voided (``never_booked``: a later payment of it is answered ERR012 and books nothing); a repeat
+  gets the first answer; a txn of a QR order is a 409 CONFLICT, an unknown terminal a 404.
 
 Faults, for outage tests: ``down`` (every request answered 503), ``hang_s`` (each request waits
 this long before it is handled, as a cloud that is slow or unreachable would), ``drop_after``
-(the request is applied, then the connection is cut before the answer: an answer lost in flight).
+(the request is applied, then the connection is cut before the answer: an answer lost in flight),
+``void_busy`` (every void answered 503 ERR012 "card busy", as the cloud does when the card's
+write keeps conflicting; nothing changes).
 The server is a bare asyncio HTTP/1.1 loop with keep-alive: fast enough not to be what a
 benchmark measures. Run alone with ``python -m edge_agent.simulator.stub_cloud``.
 """
@@ -42,6 +49,10 @@ __all__ = ["StubCloud", "StubCloudThread"]
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
+MAX_TXN = 2**63 - 1  # the terminal's txn: a non-negative integer (protocol.md)
+# What a payment of a voided txn is answered, as the cloud answers it (services/card_voids.py voided_answer).
+VOIDED_ANSWER = {"ok": False, "code": "ERR012", "msg": "网络故障", "voice": "网络故障", "balance_fen": None,
+                 "voided": True}
 
 
 @dataclass
@@ -51,11 +62,13 @@ class CardPayment:
     card: str
     amount_fen: int
     source: str  # online / offline
-    answer: dict[str, Any]
+    answer: dict[str, Any]  # the first answer, which every repeat gets (also after a void)
+    reversed_by_void: bool = False
 
     @property
     def booked(self) -> bool:
-        return self.answer.get("ok") is True
+        """The money is taken: booked and not given back by a void."""
+        return self.answer.get("ok") is True and not self.reversed_by_void
 
 
 @dataclass
@@ -72,6 +85,7 @@ class StubState:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # terminal id -> settings
     blacklist_acks: list[tuple[str, int]] = field(default_factory=list)  # (terminal id, version)
     payments: dict[tuple[str, int], CardPayment] = field(default_factory=dict)
+    voids: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (terminal, txn) -> first answer
     orders: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (cursor key, event)
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
@@ -88,6 +102,7 @@ class StubCloud:
         self.hang_s = 0.0
         self.drop_after: set[str] = set()  # paths whose answer is lost after the work is done
         self.card_batches = True  # False: no /edge/v1/cards/pay-batch (404), as an older cloud
+        self.void_busy = False  # True: every void answered 503 "card busy", nothing changed
         self.connections = 0  # TCP connections accepted (the agent reuses them)
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -104,6 +119,7 @@ class StubCloud:
             "/edge/v1/cards/pay": self._card_pay,
             "/edge/v1/cards/pay-batch": self._card_pay_batch,
             "/edge/v1/cards/offline": self._card_offline,
+            "/edge/v1/cards/void": self._card_void,
             "/edge/v1/cards/blacklist": self._blacklist,
             "/edge/v1/cards/blacklist/ack": self._blacklist_ack,
             "/edge/v1/cards/params": self._params,
@@ -330,6 +346,9 @@ class StubCloud:
 
     def _charge(self, tid: str, txn: int, card: str, amount: int, source: str) -> CardPayment:
         """One dedupe for (terminal, txn), whatever the path: the first answer stands."""
+        voided = self.state.voids.get((tid, txn), {}).get("outcome") == "never_booked"
+        if voided:  # voided with nothing booked: refused for good (ERR012), whenever it arrives
+            return CardPayment(tid, txn, card, amount, source, dict(VOIDED_ANSWER))
         first = self.state.payments.get((tid, txn))
         if first is not None:
             return first
@@ -376,11 +395,41 @@ class StubCloud:
         accepted, rejected = [], []
         for record in request.get("records") or []:
             payment = self._charge(tid, record["txn"], record["card"], record["amount_fen"], "offline")
-            if payment.booked:
+            if payment.answer.get("ok") is True:  # booked, then maybe voided: still the first answer
                 accepted.append(record["txn"])
             else:
                 rejected.append({"txn": record["txn"], "code": payment.answer["code"]})
         return 200, {"ok": True, "accepted": accepted, "rejected": rejected}
+
+    def _card_void(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """As the cloud answers POST /edge/v1/cards/void (api/card_voids.py, services/card_voids.py)."""
+        txn = request.get("txn")
+        if isinstance(txn, bool) or not isinstance(txn, int) or not 0 <= txn <= MAX_TXN:
+            return 400, {"ok": False, "code": "INVALID_REQUEST", "message": "txn must be a non-negative integer"}
+        if not isinstance(request.get("terminal_id"), str):
+            return 400, {"ok": False, "code": "INVALID_REQUEST", "message": "terminal_id must be a string"}
+        tid = self._known(request)
+        if tid is None:
+            return 404, {"ok": False, "code": "NOT_FOUND", "message": "unknown terminal"}
+        if self.void_busy:
+            return 503, {"ok": False, "code": "ERR012", "message": "the card is busy; try again"}
+        key = (tid, txn)
+        if key not in self.state.voids:
+            if key in self.state.orders:
+                return 409, {"ok": False, "code": "CONFLICT",
+                             "message": f"txn {txn} of terminal {tid} is not a card payment"}
+            self.state.voids[key] = self._void_first_answer(tid, txn)
+        return 200, {"ok": True, **self.state.voids[key]}
+
+    def _void_first_answer(self, tid: str, txn: int) -> dict[str, Any]:
+        payment = self.state.payments.get((tid, txn))
+        if payment is None or not payment.booked:
+            # The cloud keeps no record of a refusal: a refused txn has nothing booked, like an absent one.
+            return {"terminal_id": tid, "txn": txn, "outcome": "never_booked"}
+        payment.reversed_by_void = True
+        self.state.cards[payment.card] += payment.amount_fen
+        return {"terminal_id": tid, "txn": txn, "outcome": "reversed", "card": payment.card,
+                "reversed_fen": payment.amount_fen, "balance_fen": self.state.cards[payment.card], "voided": True}
 
     def _blacklist(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return 200, {"ok": True, "version": self.state.blacklist_version, "full": True,

@@ -1,13 +1,17 @@
 """POST /edge/v1/cards/void: a card payment the edge agent refused after an uncertain online attempt.
 Booked -> given back by a reversal (balances, counters and ledger asserted); not booked -> the txn is
-claimed as voided and the late original books nothing; repeats answer the same; bad input changes nothing."""
+claimed as voided and the late original books nothing; repeats answer the same; bad input changes nothing;
+a card whose write keeps conflicting answers 503 "card busy" and nothing changes."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from chalicelib.services.card_voids import CardVoidService
+from chalicelib.domain.errors import ChannelUnavailable
+from chalicelib.services.card_voids import ATTEMPTS, CardVoidService
+from chalicelib.store.cards import CardStore, Stale
 from chalicelib.store.connection import dynamodb_clients
 from chalicelib.store.directory import TerminalInfo
 from chalicelib.store.models import DedupeModel
@@ -163,3 +167,45 @@ def test_dynamodb_calls_per_void(edge, world, cs, settings) -> None:
     assert service.void(terminal, 14)["outcome"] == "reversed"
     assert counter.snapshot() == {"GetItem": 2}
     check_card_ledger(world.merchant_id)
+
+
+class MovedBeforeEveryWrite(CardStore):
+    """The real store, with the card's money moved by someone else between each read and the void's write:
+    the credit goes to DynamoDB on a card whose cash differs by one fen from the stored one, so the real
+    transaction's condition fails and DynamoDB hands back the card as it is (Stale), every time."""
+
+    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(settings)
+        self.outcomes: list[object] = []
+
+    def credit(self, card, deltas, movement,  # type: ignore[no-untyped-def]
+               extra_actions=None, extra_condition=None, also=None):
+        read_before_the_other_write = dataclasses.replace(card, cash_fen=card.cash_fen + 1)
+        outcome = super().credit(read_before_the_other_write, deltas, movement, extra_actions, extra_condition, also)
+        self.outcomes.append(outcome)
+        return outcome
+
+
+def test_a_card_that_stays_busy_answers_503_and_nothing_changes(edge, world, cs, container) -> None:
+    issue_card(cs, world.merchant_id, CARD, cash_fen=1_000)
+    assert pay(edge, world, 16, 500)[1]["balance_fen"] == 500
+    before = _state(world)
+    busy = MovedBeforeEveryWrite(container.settings)
+    terminal = TerminalInfo(world.terminal_id, world.agent_id, world.merchant_id, world.site_id, True)
+
+    with pytest.raises(ChannelUnavailable) as raised:
+        CardVoidService(busy, CardVoidStore(), container.clock).void(terminal, 16)
+    assert (raised.value.http_status, raised.value.code, raised.value.message) == (503, "ERR012",
+                                                                                  "the card is busy; try again")
+    assert len(busy.outcomes) == ATTEMPTS and all(isinstance(o, Stale) for o in busy.outcomes)
+    assert _state(world) == before  # the card, its ledger and the txn records as they were
+    assert _state(world)["cards"][CARD]["cash_fen"] == 500
+    with pytest.raises(DedupeModel.DoesNotExist):
+        DedupeModel.get(f"reversal#{world.terminal_id}#16", consistent_read=True)  # no reversal recorded
+    totals = check_card_ledger(world.merchant_id)
+    assert (totals.by_kind["REVERSAL"], totals.by_kind["CARD_PAYMENT"], totals.balances_fen) == (0, -500, 500)
+
+    # Once the card is quiet, the same void goes through (the agent asks again next round).
+    status, body = void(edge, world.terminal_id, 16)
+    assert (status, body["outcome"], body["reversed_fen"], body["balance_fen"]) == (200, "reversed", 500, 1_000)
+    assert check_card_ledger(world.merchant_id).balances_fen == 1_000

@@ -1,15 +1,27 @@
-"""The void loop's pieces: how a cloud answer becomes a kept outcome, the store's unsettled rows, and a
-definite refusal kept for a person and not asked again (the stub cloud has no void endpoint: 404)."""
+"""The void loop: how a cloud answer becomes a kept outcome, the store's unsettled rows, uncertain refusals
+settled through the stub cloud's void (a payment that landed is given back, one that never did is claimed),
+a definite refusal kept for a person and not asked again, and a busy cloud (503) that leaves the row for the
+next round."""
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from edge_agent.cloud import CloudReply
+import pytest
+
+from edge_agent.cloud import CloudReply, CloudUnavailable
 from edge_agent.store import Store, put_uncertain
 from edge_agent.voids import PATH_CARD_VOID, outcome_of
 
-from edge_agent_support import agent_world, eventually, run
+from edge_agent_support import CARDS, agent_world, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
+
+EVERY_OFFLINE_DECISION_REFUSES = {"max_payment_fen": 0}
+
+
+def settled(world) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [row[3:] for row in world.agent.store.uncertain_outcomes() if row[3] is not None]
 
 
 def test_outcome_of_each_answer() -> None:
@@ -42,18 +54,77 @@ def test_store_keeps_the_first_outcome(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_payment_that_landed_after_the_refusal_is_given_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path, offline_limits=EVERY_OFFLINE_DECISION_REFUSES) as world:
+            client = await world.terminal("T0001")
+            world.cloud.hang_s = 1.0  # the cloud answers after the agent's deadline: refused offline ...
+            assert (await client.card_pay(1, "10000001", 300))["code"] == "ERR012"
+            assert world.agent.store.unresolved_uncertain(10) == [("T0001", 1)]
+            # ... while the attempt still lands and books the payment
+            await eventually(lambda: world.cloud.booked())
+            world.cloud.hang_s = 0.0
+            assert world.cloud.state.cards["10000001"] == CARDS["10000001"] - 300
+            world.agent.voids.wake()
+            assert await eventually(lambda: settled(world)) == [
+                ("reversed", f"300 fen given back, balance {CARDS['10000001']} fen")]
+            assert world.cloud.state.cards == CARDS and world.cloud.booked() == []  # the holder has the money back
+            assert world.agent.store.unresolved_uncertain(10) == []
+
+    run(scenario)
+
+
+def test_a_payment_that_never_landed_is_claimed_and_never_books(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path, offline_limits=EVERY_OFFLINE_DECISION_REFUSES) as world:
+            client = await world.terminal("T0001")
+            world.cloud.down = True
+            assert (await client.card_pay(2, "10000001", 300))["code"] == "ERR012"
+            world.cloud.down = False
+            world.agent.voids.wake()
+            assert await eventually(lambda: settled(world)) == [("never booked", "")]
+            assert world.cloud.state.voids[("T0001", 2)]["outcome"] == "never_booked"
+            assert world.cloud.state.cards == CARDS and world.cloud.booked() == []
+
+    run(scenario)
+
+
+def test_a_busy_cloud_leaves_the_row_for_the_next_round(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with agent_world(tmp_path, offline_limits=EVERY_OFFLINE_DECISION_REFUSES) as world:
+            client = await world.terminal("T0001")
+            world.cloud.hang_s = 1.0
+            assert (await client.card_pay(3, "10000001", 300))["code"] == "ERR012"
+            await eventually(lambda: world.cloud.booked())
+            world.cloud.void_busy = True  # the card's write keeps conflicting: 503 "card busy"
+            world.cloud.hang_s = 0.0
+            with pytest.raises(CloudUnavailable, match="HTTP 503 ERR012"):
+                await world.agent.voids.resolve_pending()
+            asked = world.cloud.state.calls[PATH_CARD_VOID]
+            await eventually(lambda: world.cloud.state.calls[PATH_CARD_VOID] > asked)  # the loop asks again
+            assert world.agent.store.unresolved_uncertain(10) == [("T0001", 3)] and settled(world) == []
+            assert world.cloud.state.cards["10000001"] == CARDS["10000001"] - 300  # nothing given back yet
+
+            world.cloud.void_busy = False  # the next round settles it
+            assert await eventually(lambda: settled(world)) == [
+                ("reversed", f"300 fen given back, balance {CARDS['10000001']} fen")]
+            assert world.cloud.state.cards == CARDS and world.cloud.booked() == []
+
+    run(scenario)
+
+
 def test_a_refusal_is_kept_and_not_asked_again(tmp_path: Path) -> None:
     async def scenario() -> None:
-        limits = {"max_payment_fen": 0}  # every offline decision is a refusal
-        async with agent_world(tmp_path, offline_limits=limits) as world:
+        async with agent_world(tmp_path, offline_limits=EVERY_OFFLINE_DECISION_REFUSES) as world:
             client = await world.terminal("T0001")
             world.cloud.down = True
             assert (await client.card_pay(1, "10000001", 100))["code"] == "ERR012"
+            del world.cloud.state.terminals["T0001"]  # the terminal was removed at the cloud meanwhile
             world.cloud.down = False
             world.agent.voids.wake()
-            outcomes = await eventually(lambda: [row[3:] for row in world.agent.store.uncertain_outcomes()
-                                                 if row[3] is not None])
-            assert outcomes == [("refused", "HTTP 404 NOT_FOUND: no such endpoint")]
+            outcomes = await eventually(lambda: settled(world))
+            assert outcomes == [("refused", "HTTP 404 NOT_FOUND: unknown terminal")]
+            assert world.cloud.state.voids == {} and world.cloud.state.cards == CARDS
             asked = world.cloud.state.calls[PATH_CARD_VOID]
             assert await world.agent.voids.resolve_pending() == 0
             assert world.cloud.state.calls[PATH_CARD_VOID] == asked

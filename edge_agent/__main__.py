@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 
+from . import event_loop
 from .agent import EdgeAgent
 from .config import AgentConfig, load_config
 from .store import Store
@@ -27,7 +28,8 @@ async def serve(config: AgentConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, agent.request_stop)
     print(f"edge agent {config.agent_id} listening on {config.listen_host}:{agent.port}, "
-          f"cloud {config.cloud_url}, data {config.db_path}", flush=True)
+          f"cloud {config.cloud_url}, data {config.db_path}, event loop {event_loop.loop_name(config.event_loop)}",
+          flush=True)
     await agent.run_until_stopped()  # a signal started stop(); this returns once it is through
     log.info("stopped")
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     if args.status:
         return print_status(config)
-    asyncio.run(serve(config))
+    event_loop.run(serve(config), config.event_loop)
     return 0
 
 

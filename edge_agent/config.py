@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .event_loop import CHOICES as LOOP_CHOICES
+
 __all__ = ["AgentConfig", "OfflineLimits", "load_config"]
 
 
@@ -58,6 +60,7 @@ class AgentConfig:
     listen_port: int = 9100
     data_dir: str = "./edge-data"
     max_connections: int = 2_000
+    event_loop: str = "auto"  # auto (uvloop when installed), uvloop, asyncio: see edge_agent/event_loop.py
     # Terminal link
     login_timeout_s: float = 10.0  # a connection must log in this soon after it opens
     idle_timeout_s: float = 90.0  # no byte at all for this long (3 missed heartbeats): closed
@@ -79,6 +82,9 @@ class AgentConfig:
     # (the cloud takes at most 100; 50 keeps its one BatchGetItem of cards + dedupe records whole).
     card_pay_calls_in_flight: int = 4
     card_pay_batch_items: int = 50
+    # With a card-pay call in flight, queued swipes wait for it (and go together) unless the queue
+    # holds a full batch or its oldest swipe has waited this long: then another call starts.
+    card_pay_overlap_after_s: float = 0.02
     offline_upload_deadline_s: float = 2.0  # a terminal's OFFLINE_UPLOAD waits this for the cloud
     # Background work
     events_poll_s: float = 1.0  # PAY_RESULT reaches the screen within 2 s of the cloud
@@ -97,12 +103,16 @@ class AgentConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} is required")
+        if self.event_loop not in LOOP_CHOICES:
+            raise ValueError(f"event_loop must be one of {', '.join(LOOP_CHOICES)}")
         if not 1 <= self.max_connections <= 1_000_000:
             raise ValueError("max_connections must be positive")
         if self.card_pay_deadline_s <= 0 or self.card_pay_deadline_s >= 1.0:
             raise ValueError("card_pay_deadline_s must be in (0, 1): protocol.md answers within 1 s")
         if not 1 <= self.card_pay_calls_in_flight <= self.cloud_max_connections:
             raise ValueError("card_pay_calls_in_flight must be 1 .. cloud_max_connections")
+        if not 0 <= self.card_pay_overlap_after_s < self.card_pay_deadline_s:
+            raise ValueError("card_pay_overlap_after_s must be 0 .. card_pay_deadline_s")
         if not 1 <= self.card_pay_batch_items <= 100:
             raise ValueError("card_pay_batch_items must be 1 .. 100 (the cloud's pay-batch limit)")
 

@@ -68,7 +68,8 @@ class CardPayments:
         self._clock = clock
         self._batcher = CardPayBatcher(cloud, store, online_answer, clock=clock,
                                        max_items=config.card_pay_batch_items,
-                                       max_in_flight=config.card_pay_calls_in_flight)
+                                       max_in_flight=config.card_pay_calls_in_flight,
+                                       overlap_after_s=config.card_pay_overlap_after_s)
         self.offline_decisions = 0
 
     @property

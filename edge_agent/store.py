@@ -450,8 +450,8 @@ class Store:
 _OFFLINE_COLUMNS = "id, offline_id, tid, txn, card, amount_fen, ts, state, code"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# One encoder, built once: json.dumps with options builds a new one on every call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # Functions below run inside the writer's transaction (they take its connection).
@@ -478,6 +478,21 @@ def put_answer(c: sqlite3.Connection, tid: str, txn: int, cmd: int, digest: str,
     stored = get_answer(c, tid, txn)  # the first answer stays
     assert stored is not None
     return stored
+
+
+def put_answers(c: sqlite3.Connection, answers: list[tuple[str, int, int, str, dict[str, Any]]],
+                now: float) -> list[StoredAnswer]:
+    """:func:`put_answer` for each (tid, txn, cmd, digest, body) in one statement (a batch of card
+    payments' answers); returns the stored answer of each, in order (the first one stays)."""
+    inserted = c.executemany(
+        "INSERT OR IGNORE INTO answers (tid, txn, cmd, digest, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(tid, txn, cmd, digest, _dumps(body), now) for tid, txn, cmd, digest, body in answers],
+    ).rowcount
+    if inserted == len(answers):
+        return [StoredAnswer(cmd, digest, body) for _tid, _txn, cmd, digest, body in answers]
+    stored = [get_answer(c, tid, txn) for tid, txn, _cmd, _digest, _body in answers]  # some were there already
+    assert all(answer is not None for answer in stored)
+    return stored  # type: ignore[return-value]
 
 
 def card_day_usage(c: sqlite3.Connection, card: str, day: str) -> tuple[int, int]:

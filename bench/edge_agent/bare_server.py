@@ -2,13 +2,16 @@
 
 It decodes frames with the same :class:`FrameDecoder` and answers LOGIN and CARD_PAY with a fixed,
 protocol-valid body at once: no session checks, no store, no cloud. The agent's round trip
-against this one's, in the same run, is what the agent adds.
+against this one's, in the same run, is what the agent adds. It runs on the same event loop as the
+agent (``--loop``, default ``auto``: uvloop when installed), so the ratio compares like with like.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+
+from edge_agent import event_loop
 
 from edge_agent.protocol import NEED_DATA, Command, Frame, FrameDecoder, encode_frame, response_of
 
@@ -43,4 +46,6 @@ async def serve(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    parser.add_argument("--loop", choices=event_loop.CHOICES, default="auto")
+    args = parser.parse_args()
+    event_loop.run(serve(args.port), args.loop)

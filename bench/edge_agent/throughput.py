@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent import event_loop
 from edge_agent.simulator.client import TerminalClient
 from edge_agent.simulator.load import LoadResult, percentile, run_load
 
@@ -86,18 +87,23 @@ def start(args: list[str], port: int, name: str, started: list[Side]) -> Side:
     return side
 
 
-def start_stack(workdir: Path, terminals: int, started: list[Side]) -> tuple[Side, Side, Side]:
-    """Start the three processes; each goes into ``started`` at once, so a failure stops the others."""
+def start_stack(workdir: Path, terminals: int, started: list[Side], loop: str = "auto",
+                extra: dict[str, object] | None = None) -> tuple[Side, Side, Side]:
+    """Start the three processes; each goes into ``started`` at once, so a failure stops the others.
+    ``loop`` is the agent's ``event_loop`` setting, and the bare server's loop too; ``extra``, more
+    agent settings."""
     cloud_port, agent_port, bare_port = free_port(), free_port(), free_port()
     cloud = start(["-m", "edge_agent.simulator.stub_cloud", "--port", str(cloud_port), "--agent-id", AGENT_ID,
                    "--secret", SECRET, "--terminals", str(terminals), "--balance", str(10**12)], cloud_port, "cloud", started)
     config = {"agent_id": AGENT_ID, "agent_secret": SECRET, "cloud_url": f"http://127.0.0.1:{cloud_port}",
               "listen_host": "127.0.0.1", "listen_port": agent_port, "data_dir": str(workdir / "data"),
-              "max_connections": 5000, "events_poll_s": 1.0, "status_report_s": 30.0}
+              "max_connections": 5000, "events_poll_s": 1.0, "status_report_s": 30.0, "event_loop": loop,
+              **(extra or {})}
     (workdir / "agent.json").write_text(json.dumps(config))
     agent = start(["-m", "edge_agent", "--config", str(workdir / "agent.json"), "--log-level", "WARNING"],
                   agent_port, "agent", started)
-    bare = start(["-m", "bench.edge_agent.bare_server", "--port", str(bare_port)], bare_port, "bare", started)
+    bare = start(["-m", "bench.edge_agent.bare_server", "--port", str(bare_port), "--loop", loop], bare_port, "bare",
+                 started)
     return cloud, agent, bare
 
 
@@ -178,12 +184,14 @@ HEADER = (f"{'terminals':>9} {'side':>5} {'swipes/s':>9} {'p50 ms':>7} {'p99 ms'
           f"{'CPU/swipe us':>12} {'swipes/CPU-s':>12}  outcome")
 
 
-def run(levels: list[int], total_swipes: dict[int, int], idle: int, paced: dict[int, tuple[float, int]]) -> dict[str, object]:
+def run(levels: list[int], total_swipes: dict[int, int], idle: int, paced: dict[int, tuple[float, int]],
+        loop: str = "auto") -> dict[str, object]:
     figures: dict[str, object] = {}
     started: list[Side] = []
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         try:
-            cloud, agent, bare = start_stack(Path(tmp), max(max(levels), idle), started)
+            cloud, agent, bare = start_stack(Path(tmp), max(max(levels), idle), started, loop)
+            print(f"event loop: {event_loop.loop_name(loop)} (agent and bare server)", flush=True)
             asyncio.run(wait_keys(agent.port))
             for side in (agent, bare):
                 per = memory_per_idle_connection(side, idle)
@@ -217,13 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny N: a smoke run")
     parser.add_argument("--levels", default="1,100,1000")
+    parser.add_argument("--swipes", type=int, default=0,
+                        help="swipes per back-to-back level (default: 1000, or 2 per terminal if more)")
+    parser.add_argument("--paced-swipes", type=int, default=10, help="swipes per terminal at 100 terminals x 1/s")
+    parser.add_argument("--loop", choices=event_loop.CHOICES, default="auto",
+                        help="event loop of the agent and the bare server (auto: uvloop when installed)")
     args = parser.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",")]
     if args.quick:
-        figures = run([1, 10], {1: 50, 10: 200}, idle=50, paced={10: (0.5, 4)})
+        figures = run([1, 10], {1: 50, 10: 200}, idle=50, paced={10: (0.5, 4)}, loop=args.loop)
     else:
-        figures = run(levels, {level: max(1000, 2 * level) for level in levels}, idle=1000,
-                      paced={100: (1.0, 10), 1000: (5.0, 3)})
+        figures = run(levels, {level: max(args.swipes or 1000, 2 * level) for level in levels}, idle=1000,
+                      paced={100: (1.0, args.paced_swipes), 1000: (5.0, 3)}, loop=args.loop)
     unanswered = sum(int(v.get("unanswered", 0)) for v in figures.values() if isinstance(v, dict))
     return 1 if unanswered else 0
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent import event_loop
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig
 from edge_agent.simulator.client import TerminalClient
@@ -91,5 +92,10 @@ async def agent_world(tmp_path: Path, *, wait_keys: bool = True, **changes: Any)
         await cloud.stop()
 
 
+# The event loop that run() uses: the standard one, or uvloop for a test marked both_loops (its
+# second run; see conftest.py). A module global, since the scenarios call run() themselves.
+LOOP = {"choice": "asyncio"}
+
+
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
+    event_loop.run(scenario(), LOOP["choice"])

@@ -4,6 +4,8 @@ deadline stays per swipe; a cloud without the batch endpoint is asked item by it
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from edge_agent.protocol import Command
 from edge_agent.simulator.stub_cloud import StubCloud
 from edge_agent.store import Store
 
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
+
 PAY, BATCH = "/edge/v1/cards/pay", "/edge/v1/cards/pay-batch"
 
 
@@ -28,11 +32,11 @@ def payload(txn: int, card: str = "10000001", amount: int = 100, tid: str = "T00
 class Bench:
     """A batcher (one call in flight at a time) on a real store and a stub cloud, no agent around it."""
 
-    def __init__(self, tmp_path: Path, cloud: StubCloud) -> None:
+    def __init__(self, tmp_path: Path, cloud: StubCloud, **options: Any) -> None:
         self.cloud = cloud
         self.client = CloudClient(config_for(cloud.url, tmp_path, card_pay_deadline_s=0.95))
         self.store = Store.open(tmp_path / "agent.db")
-        self.batcher = CardPayBatcher(self.client, self.store, online_answer, max_in_flight=1)
+        self.batcher = CardPayBatcher(self.client, self.store, online_answer, **{"max_in_flight": 1, **options})
 
     def pay(self, txn: int, amount: int = 100, card: str = "10000001", deadline_s: float = 0.95
             ) -> asyncio.Task[dict[str, Any]]:
@@ -46,10 +50,10 @@ class Bench:
         await self.cloud.stop()
 
 
-async def bench(tmp_path: Path) -> Bench:
+async def bench(tmp_path: Path, **options: Any) -> Bench:
     cloud = await StubCloud(AGENT_ID, SECRET, TERMINALS).start()
     cloud.state.cards = dict(CARDS)
-    return Bench(tmp_path, cloud)
+    return Bench(tmp_path, cloud, **options)
 
 
 def test_swipes_during_a_call_go_as_one_request_and_one_commit(tmp_path: Path) -> None:
@@ -67,6 +71,62 @@ def test_swipes_during_a_call_go_as_one_request_and_one_commit(tmp_path: Path) -
             for txn, answer in enumerate(answers, start=1):
                 assert b.store.get_answer("T0001", txn).body == answer  # stored before it was handed out
             assert answers[-1]["balance_fen"] == b.cloud.state.cards["10000001"]
+        finally:
+            await b.close()
+
+    run(scenario)
+
+
+def test_calls_overlap_at_once_until_the_agent_is_busy_then_swipes_wait_for_the_call_in_flight(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        b = await bench(tmp_path, max_in_flight=4, overlap_after_s=0.9)
+        try:
+            b.cloud.hang_s = 0.3
+            # Not busy (every call so far carried one payment): each swipe gets a call of its own at
+            # once, up to 4 in flight; the 5th and 6th queue and go together when a call returns.
+            swipes = [b.pay(txn) for txn in range(1, 7)]
+            await eventually(lambda: b.batcher.in_flight == 4)
+            await eventually(lambda: b.batcher.stats.by_size.get(2) == 1)
+            # Busy now (the last call carried two): a swipe that finds a call in flight waits for one
+            # to return, however few calls are in flight.
+            late = b.pay(7)
+            await eventually(lambda: b.batcher.in_flight == 1)  # the four singles are back
+            assert b.batcher.stats.calls == 5  # no call of its own for txn 7 yet
+            answers = await asyncio.gather(*swipes, late)
+            assert [a["ok"] for a in answers] == [True] * 7
+            assert b.batcher.stats.by_size == {1: 5, 2: 1}  # txn 7 went when the pair came back
+            assert b.cloud.state.cards["10000001"] == 10_000 - 7 * 100
+            assert [b.store.get_answer("T0001", txn).body for txn in range(1, 8)] == answers
+        finally:
+            await b.close()
+
+    run(scenario)
+
+
+def test_a_busy_queue_gets_a_call_of_its_own_when_full_or_after_overlap_after_s(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        b = await bench(tmp_path, max_in_flight=4, max_items=2, overlap_after_s=0.15)
+        try:
+            b.cloud.hang_s = 0.35
+            # Four single calls, then a pair once one returns: busy from then on.
+            opening = [b.pay(txn) for txn in range(1, 7)]
+            await eventually(lambda: b.batcher.stats.by_size.get(2) == 1)
+            await eventually(lambda: b.batcher.in_flight == 1)  # only the pair is in flight
+            # A full batch (2 items) gets a call at once, busy or not.
+            full = [b.pay(7), b.pay(8)]
+            await eventually(lambda: b.batcher.stats.by_size.get(2) == 2, timeout=0.2)
+            calls = b.batcher.stats.calls
+            # A single swipe waits overlap_after_s (0.15 s), not for the calls in flight (0.35 s each).
+            single = b.pay(9)
+            await asyncio.sleep(0.02)
+            assert b.batcher.stats.calls == calls  # still queued
+            await eventually(lambda: b.batcher.stats.calls == calls + 1, timeout=0.3)
+            assert b.batcher.in_flight == 3  # the pairs are still out: the timer sent it
+            answers = await asyncio.gather(*opening, *full, single)
+            assert all(a["ok"] for a in answers)
+            assert b.batcher.stats.by_size == {1: 5, 2: 2}
+            assert b.cloud.state.cards["10000001"] == 10_000 - 9 * 100
         finally:
             await b.close()
 

@@ -14,6 +14,8 @@ from edge_agent.simulator.stub_cloud import StubCloud
 
 from edge_agent_support import AGENT_ID, SECRET, TERMINALS, config_for, run
 
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
+
 
 def _client(url: str, tmp_path: Path, waits: list[float] | None = None, **changes: object) -> CloudClient:
     async def record_sleep(seconds: float) -> None:

@@ -3,9 +3,13 @@ restart; a txn reused for another request is refused and changes nothing."""
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from edge_agent_support import agent_world, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 PAY = "/edge/v1/cards/pay"
 

@@ -15,6 +15,8 @@ from edge_agent.simulator.stub_cloud import StubCloud
 
 from edge_agent_support import AGENT_ID, SECRET, TERMINALS, config_for, run
 
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
+
 
 class OneShotServer:
     """Answers each request with ``answer`` and then, if ``close_after``, closes the connection."""

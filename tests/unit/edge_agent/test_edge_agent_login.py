@@ -12,6 +12,8 @@ from edge_agent.simulator.client import NakError, TerminalClient
 
 from edge_agent_support import agent_world, eventually, run
 
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
+
 
 def test_login_answer(tmp_path: Path) -> None:
     async def scenario() -> None:

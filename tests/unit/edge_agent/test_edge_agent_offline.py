@@ -4,12 +4,16 @@ the terminals' own OFFLINE_UPLOAD batches."""
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from edge_agent.blacklist import blacklist_pushes
 from edge_agent.protocol import Command, Frame, encode_frame
 
 from edge_agent_support import agent_world, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 LIMITS = {"max_payment_fen": 1000, "max_card_day_fen": 1500, "max_card_day_count": 3, "max_terminal_pending": 50}
 

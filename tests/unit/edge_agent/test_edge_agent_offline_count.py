@@ -2,12 +2,16 @@
 card a day refuses the N+1th; a terminal whose PARAMS do not carry the count keeps the config's."""
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from edge_agent.config import OfflineLimits
 from edge_agent.params import limits_from_params
 
 from edge_agent_support import agent_world, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 LIMITS = {"max_payment_fen": 1000, "max_card_day_fen": 5000, "max_card_day_count": 3, "max_terminal_pending": 50}
 OFFLINE = {"per_payment_max_fen": 1000, "per_card_day_max_fen": 5000, "max_count": 50}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from pathlib import Path
 
 from edge_agent.protocol import Command
 
 from edge_agent_support import agent_world, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 
 def test_qr_order_paid_reaches_the_screen(tmp_path: Path) -> None:

@@ -3,11 +3,15 @@ offline limits they carry used for offline decisions (also after a restart with 
 Blacklist acks of the terminals reported to the cloud, kept on disk while it is away."""
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from edge_agent.protocol import Command
 
 from edge_agent_support import agent_world, eventually, run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 LIMITS = {"max_payment_fen": 1000, "max_card_day_fen": 5000, "max_card_day_count": 5, "max_terminal_pending": 50}
 

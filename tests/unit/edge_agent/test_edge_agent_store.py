@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.store import Store, connect, insert_offline
+from edge_agent.store import Store, connect, insert_offline, put_answers
 
 from edge_agent_support import run
+
+pytestmark = pytest.mark.both_loops  # on asyncio's loop and on uvloop (conftest.py)
 
 
 def test_wal_and_full_sync(tmp_path: Path) -> None:
@@ -51,6 +53,28 @@ def test_first_answer_stays(tmp_path: Path) -> None:
             await store.put_answer("T1", 1, 0x10, "d1", {"n": 1}, 1.0)
             kept = await store.put_answer("T1", 1, 0x10, "d2", {"n": 2}, 2.0)
             assert (kept.digest, kept.body) == ("d1", {"n": 1})
+        finally:
+            store.close()
+
+    run(scenario)
+
+
+def test_a_batch_of_answers_keeps_the_first_answer_of_each(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = Store.open(tmp_path / "a.db")
+        try:
+            fresh = await store.write(lambda c: put_answers(
+                c, [("T1", 1, 0x10, "d1", {"n": 1}), ("T2", 1, 0x10, "d1", {"n": 2})], 1.0))
+            assert [(a.digest, a.body) for a in fresh] == [("d1", {"n": 1}), ("d1", {"n": 2})]
+            # (T1, 1) is answered already: its first answer comes back, the others are stored.
+            mixed = await store.write(lambda c: put_answers(
+                c, [("T1", 2, 0x10, "d3", {"n": 3}), ("T1", 1, 0x11, "d9", {"n": 9}), ("T3", 5, 0x10, "d4", {"n": 4})],
+                2.0))
+            assert [(a.cmd, a.digest, a.body) for a in mixed] == [
+                (0x10, "d3", {"n": 3}), (0x10, "d1", {"n": 1}), (0x10, "d4", {"n": 4})]
+            assert store.get_answer("T1", 1).body == {"n": 1}
+            assert [store.get_answer(tid, txn).body for tid, txn in (("T2", 1), ("T1", 2), ("T3", 5))] == [
+                {"n": 2}, {"n": 3}, {"n": 4}]
         finally:
             store.close()
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent import event_loop
+from edge_agent.cloud import CloudClient
+from edge_agent.config import AgentConfig
 from edge_agent.simulator.client import TerminalClient
 from edge_agent.simulator.load import LoadResult, percentile, run_load
 
@@ -94,7 +96,8 @@ def start_stack(workdir: Path, terminals: int, started: list[Side], loop: str = 
     agent settings."""
     cloud_port, agent_port, bare_port = free_port(), free_port(), free_port()
     cloud = start(["-m", "edge_agent.simulator.stub_cloud", "--port", str(cloud_port), "--agent-id", AGENT_ID,
-                   "--secret", SECRET, "--terminals", str(terminals), "--balance", str(10**12)], cloud_port, "cloud", started)
+                   "--secret", SECRET, "--terminals", str(terminals), "--balance", str(10**12), "--loop", loop],
+                  cloud_port, "cloud", started)
     config = {"agent_id": AGENT_ID, "agent_secret": SECRET, "cloud_url": f"http://127.0.0.1:{cloud_port}",
               "listen_host": "127.0.0.1", "listen_port": agent_port, "data_dir": str(workdir / "data"),
               "max_connections": 5000, "events_poll_s": 1.0, "status_report_s": 30.0, "event_loop": loop,
@@ -166,6 +169,26 @@ def _row(level: int, name: str, result: LoadResult, cpu: float) -> float:
     return per_swipe
 
 
+def cloud_round_trip(cloud: Side, rate: float, count: int) -> tuple[float, float]:
+    """p50 and p99 of a signed card-pay POST straight to the stub cloud, ``rate`` a second, from this
+    process: the share of the agent's added latency that is the (stand-in) cloud's, not the agent's."""
+    async def run() -> tuple[float, float]:
+        client = CloudClient(AgentConfig(agent_id=AGENT_ID, agent_secret=SECRET, cloud_url=f"http://127.0.0.1:{cloud.port}"))
+        latencies = []
+        try:
+            for n in range(count):
+                began = time.perf_counter()
+                await client.post("/edge/v1/cards/pay", {"terminal_id": "T0001", "txn": 900_000_000 + n,
+                                                         "card": CARDS[0], "amount_fen": 1, "ts": int(time.time())})
+                latencies.append(time.perf_counter() - began)
+                await asyncio.sleep(max(0.0, 1 / rate - latencies[-1]))
+        finally:
+            await client.aclose()
+        return percentile(latencies, 0.5), percentile(latencies, 0.99)
+
+    return asyncio.run(run())
+
+
 def compare(agent: Side, bare: Side, level: int, ops: int, txn: int, interval_s: float) -> dict[str, float]:
     rows = {}
     for side in (agent, bare):
@@ -212,6 +235,9 @@ def run(levels: list[int], total_swipes: dict[int, int], idle: int, paced: dict[
             for level, (interval, ops) in paced.items():
                 print(f"{level:9d} terminals, one swipe each every {interval:g} s = {level / interval:.0f} swipes/s offered")
                 figures[f"paced{level}"] = compare(agent, bare, level, ops, txn, interval)
+                p50, p99 = cloud_round_trip(cloud, level / interval, min(1000, level * ops))
+                print(f"{level:9d} the stub cloud's own card-pay round trip at that rate: p50 {ms(p50)} ms, "
+                      f"p99 {ms(p99)} ms (part of 'added')", flush=True)
                 txn += ops + 10
         finally:
             for side in reversed(started):

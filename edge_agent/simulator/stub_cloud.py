@@ -42,6 +42,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import event_loop
 from ..keybox import box_key, seal_box
 from ..signing import sign
 
@@ -495,6 +496,7 @@ def main() -> None:  # pragma: no cover - manual use
     parser.add_argument("--terminals", type=int, default=2, help="T0001.. with keys demo-key-<id>")
     parser.add_argument("--cards", type=int, default=5, help="cards 10000001.. (balance --balance fen)")
     parser.add_argument("--balance", type=int, default=10_000)
+    parser.add_argument("--loop", choices=event_loop.CHOICES, default="auto", help="event loop (auto: uvloop if installed)")
     args = parser.parse_args()
     terminals = {f"T{n:04d}": f"demo-key-T{n:04d}" for n in range(1, args.terminals + 1)}
     cloud = StubCloud(args.agent_id, args.secret, terminals)
@@ -505,7 +507,7 @@ def main() -> None:  # pragma: no cover - manual use
         print(f"stub cloud on {cloud.url} for agent {args.agent_id}", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    event_loop.run(serve(), args.loop)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,18 @@ def settled(world) -> list[tuple]:  # type: ignore[no-untyped-def]
     return [row[3:] for row in world.agent.store.uncertain_outcomes() if row[3] is not None]
 
 
+async def refused_offline_while_the_attempt_lands(world, txn: int) -> None:  # type: ignore[no-untyped-def]
+    """The cloud answers T0001's 3 yuan swipe after the agent's deadline: the terminal hears ERR012
+    (refused offline), the agent keeps an uncertain row, and the attempt still books the payment."""
+    client = await world.terminal("T0001")
+    world.cloud.hang_s = 1.0
+    assert (await client.card_pay(txn, "10000001", 300))["code"] == "ERR012"
+    assert ("T0001", txn) in world.agent.store.unresolved_uncertain(10)
+    await eventually(lambda: world.cloud.booked())
+    world.cloud.hang_s = 0.0
+    assert world.cloud.state.cards["10000001"] == CARDS["10000001"] - 300
+
+
 def test_outcome_of_each_answer() -> None:
     reversed_ = CloudReply(200, {"ok": True, "outcome": "reversed", "reversed_fen": 300, "balance_fen": 1000})
     assert outcome_of(reversed_) == ("reversed", "300 fen given back, balance 1000 fen")
@@ -57,14 +69,7 @@ def test_store_keeps_the_first_outcome(tmp_path: Path) -> None:
 def test_a_payment_that_landed_after_the_refusal_is_given_back(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with agent_world(tmp_path, offline_limits=EVERY_OFFLINE_DECISION_REFUSES) as world:
-            client = await world.terminal("T0001")
-            world.cloud.hang_s = 1.0  # the cloud answers after the agent's deadline: refused offline ...
-            assert (await client.card_pay(1, "10000001", 300))["code"] == "ERR012"
-            assert world.agent.store.unresolved_uncertain(10) == [("T0001", 1)]
-            # ... while the attempt still lands and books the payment
-            await eventually(lambda: world.cloud.booked())
-            world.cloud.hang_s = 0.0
-            assert world.cloud.state.cards["10000001"] == CARDS["10000001"] - 300
+            await refused_offline_while_the_attempt_lands(world, 1)
             world.agent.voids.wake()
             assert await eventually(lambda: settled(world)) == [
                 ("reversed", f"300 fen given back, balance {CARDS['10000001']} fen")]
@@ -92,12 +97,8 @@ def test_a_payment_that_never_landed_is_claimed_and_never_books(tmp_path: Path) 
 def test_a_busy_cloud_leaves_the_row_for_the_next_round(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with agent_world(tmp_path, offline_limits=EVERY_OFFLINE_DECISION_REFUSES) as world:
-            client = await world.terminal("T0001")
-            world.cloud.hang_s = 1.0
-            assert (await client.card_pay(3, "10000001", 300))["code"] == "ERR012"
-            await eventually(lambda: world.cloud.booked())
+            await refused_offline_while_the_attempt_lands(world, 3)
             world.cloud.void_busy = True  # the card's write keeps conflicting: 503 "card busy"
-            world.cloud.hang_s = 0.0
             with pytest.raises(CloudUnavailable, match="HTTP 503 ERR012"):
                 await world.agent.voids.resolve_pending()
             asked = world.cloud.state.calls[PATH_CARD_VOID]

@@ -2,7 +2,7 @@
 
 uvloop (libuv under the asyncio API) runs the same code with less CPU per loop step and per socket
 read and write. On the bench (bench/README.md, "Edge agent") it took the agent's CPU per swipe at
-100 busy terminals down by about a sixth. It is optional, like the compiled CRC: a machine without
+100 busy terminals down by about 6 %. It is optional, like the compiled CRC: a machine without
 a wheel for it runs the agent on the standard loop, with the same behaviour (the unit tests run on
 the standard loop and, for the tests marked ``both_loops``, on uvloop too; the agent started as a
 process by the tests runs on whichever ``auto`` finds).

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["CHOICES", "LoopUnavailable", "loop_name", "run"]
+__all__ = ["CHOICES", "LoopUnavailable", "loop_name", "new_event_loop", "run"]
 
 T = TypeVar("T")
 CHOICES = ("auto", "uvloop", "asyncio")
@@ -60,3 +60,13 @@ def run(main: Coroutine[Any, Any, T], choice: str = "auto") -> T:
 
         return uvloop.run(main)
     return asyncio.run(main)
+
+
+def new_event_loop(choice: str = "auto") -> asyncio.AbstractEventLoop:
+    """A new loop of the kind ``choice`` means, for a host that runs the agent in a thread of its own
+    (:mod:`edge_agent.thread`)."""
+    if loop_name(choice) == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()

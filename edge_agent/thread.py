@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from . import event_loop
 from .agent import EdgeAgent
 from .config import AgentConfig
 
@@ -26,7 +27,7 @@ class AgentThread:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.agent: EdgeAgent | None = None
-        self._loop = asyncio.new_event_loop()
+        self._loop = event_loop.new_event_loop(config.event_loop)  # uvloop when installed, as python -m edge_agent
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edge-agent", daemon=True)

@@ -32,6 +32,15 @@ def test_asyncio_means_the_standard_loop_whatever_is_installed() -> None:
     assert event_loop.run(loop_module(), "asyncio").startswith("asyncio")
 
 
+def test_a_thread_of_its_own_gets_the_same_kind_of_loop() -> None:
+    for choice, module in (("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")):
+        loop = event_loop.new_event_loop(choice)
+        try:
+            assert type(loop).__module__.startswith(module)
+        finally:
+            loop.close()
+
+
 def test_an_unknown_choice_is_refused_by_the_module_and_the_config() -> None:
     coroutine = loop_module()
     with pytest.raises(ValueError, match="event_loop must be one of auto, uvloop, asyncio"):

@@ -1,10 +1,10 @@
 """Card payments to the cloud in batches, their answers stored in one SQLite commit per batch.
 
-Natural batching: a swipe goes to the cloud at once when no card-pay call is in flight;
-otherwise it queues, and the queue goes as ONE signed request (at most ``max_items`` payments) as
-soon as a call returns. A lone swipe thus waits for nothing, and under load each call carries many
-swipes: the cost of a signed HTTP request (and of the SQLite commit of its answers) is shared by
-all of them. A call of one payment goes to ``/edge/v1/cards/pay``, of more to
+Natural batching: a swipe goes to the cloud at once when no card-pay call is in flight (or, while
+the agent is not busy, fewer than ``max_in_flight``: see below); otherwise it queues, and the queue
+goes as ONE signed request (at most ``max_items`` payments) as soon as a call returns. A lone swipe
+thus waits for nothing, and under load each call carries many swipes: the cost of a signed HTTP
+request (and of the SQLite commit of its answers) is shared by all of them. A call of one payment goes to ``/edge/v1/cards/pay``, of more to
 ``/edge/v1/cards/pay-batch`` (which answers each item exactly as the single endpoint would).
 
 Calls overlap (up to ``max_in_flight``) at once while the agent is not busy: a swipe that finds

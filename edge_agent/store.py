@@ -469,15 +469,8 @@ def get_answer(c: sqlite3.Connection, tid: str, txn: int) -> StoredAnswer | None
 
 def put_answer(c: sqlite3.Connection, tid: str, txn: int, cmd: int, digest: str, body: dict[str, Any],
                now: float) -> StoredAnswer:
-    inserted = c.execute(
-        "INSERT OR IGNORE INTO answers (tid, txn, cmd, digest, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (tid, txn, cmd, digest, _dumps(body), now),
-    ).rowcount
-    if inserted:
-        return StoredAnswer(cmd, digest, body)
-    stored = get_answer(c, tid, txn)  # the first answer stays
-    assert stored is not None
-    return stored
+    """Store the first answer of (tid, txn); returns the one that is stored (the first)."""
+    return put_answers(c, [(tid, txn, cmd, digest, body)], now)[0]
 
 
 def put_answers(c: sqlite3.Connection, answers: list[tuple[str, int, int, str, dict[str, Any]]],

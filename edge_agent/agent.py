@@ -220,7 +220,7 @@ async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
 
     Again, because a task may swallow one cancellation (seen when the agent's HTTP client was httpx:
     a cancel arriving while it closed a connection inside anyio's shielded scope was lost, and the
-    loop went on as if nothing happened). Kept with the h11 client: a single cancel() that is lost
+    loop went on as if nothing happened). Kept with the lean client (edge_agent/http1.py): a single cancel() that is lost
     would leave stop() waiting forever.
     """
     pending = {task for task in tasks if not task.done()}

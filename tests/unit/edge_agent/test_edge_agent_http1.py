@@ -211,3 +211,110 @@ def test_https_with_a_verified_certificate_and_refused_without(tmp_path: Path) -
             await server.wait_closed()
 
     run(scenario)
+
+
+# -- what an answer may be (httptools parses it) --------------------------------------------------
+
+async def _two_posts(answer: bytes, close_after: bool = False) -> tuple[list[object], OneShotServer]:
+    """Two POSTs through one pool to a server that gives ``answer`` to each: what each returned (or
+    raised), and the server (its connections: 1 when the first one was reused)."""
+    server = OneShotServer(answer, close_after=close_after)
+    pool = Http1Pool(await server.start(), connect_timeout_s=1.0)
+    outcomes: list[object] = []
+    try:
+        for _ in range(2):
+            try:
+                outcomes.append(await pool.post("/x", [("x-test", "1")], b"{}"))
+            except HttpError as exc:
+                outcomes.append(exc)
+    finally:
+        await pool.aclose()
+        await server.stop()
+    return outcomes, server
+
+
+def test_a_chunked_answer_is_assembled_and_the_connection_reused() -> None:
+    async def scenario() -> None:
+        answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"ok\r\n7\r\n\":true}\r\n0\r\n\r\n"
+        outcomes, server = await _two_posts(answer)
+        assert [(o.status, o.body) for o in outcomes] == [(200, b'{"ok":true}')] * 2  # type: ignore[attr-defined]
+        assert server.connections == 1
+
+    run(scenario)
+
+
+def test_an_interim_1xx_answer_is_skipped() -> None:
+    async def scenario() -> None:
+        outcomes, server = await _two_posts(b"HTTP/1.1 100 Continue\r\n\r\n" + _ok())
+        assert [(o.status, o.body) for o in outcomes] == [(200, b'{"ok":true}')] * 2  # type: ignore[attr-defined]
+        assert server.connections == 1
+
+    run(scenario)
+
+
+def test_a_body_without_framing_ends_with_the_connection() -> None:
+    async def scenario() -> None:
+        outcomes, server = await _two_posts(b"HTTP/1.1 200 OK\r\n\r\n{\"ok\":true}", close_after=True)
+        assert [(o.status, o.body) for o in outcomes] == [(200, b'{"ok":true}')] * 2  # type: ignore[attr-defined]
+        assert server.connections == 2  # never reused: its end was the answer's end
+
+    run(scenario)
+
+
+def test_an_answer_cut_short_is_an_error() -> None:
+    async def scenario() -> None:
+        cut = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"ok\":true}"
+        outcomes, server = await _two_posts(cut, close_after=True)
+        assert [str(o) for o in outcomes] == ["connection closed before the answer"] * 2
+        assert server.connections == 2
+
+    run(scenario)
+
+
+def test_an_answer_too_large_is_an_error() -> None:
+    async def scenario() -> None:
+        size = (4 << 20) + 1
+        huge = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+        outcomes, server = await _two_posts(huge)
+        assert [str(o) for o in outcomes] == ["answer too large"] * 2
+        assert server.connections == 2  # the interrupted exchange was not reused
+
+    run(scenario)
+
+
+def test_bytes_after_the_answer_mean_the_connection_is_not_reused() -> None:
+    async def scenario() -> None:
+        twice = _ok() + b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
+        outcomes, server = await _two_posts(twice)
+        assert [(o.status, o.body) for o in outcomes] == [(200, b'{"ok":true}')] * 2  # type: ignore[attr-defined]
+        assert server.connections == 2
+
+    run(scenario)
+
+
+def test_an_http_1_0_answer_closes_the_connection() -> None:
+    async def scenario() -> None:
+        outcomes, server = await _two_posts(_ok().replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        assert [o.status for o in outcomes] == [200, 200]  # type: ignore[attr-defined]
+        assert server.connections == 2
+
+    run(scenario)
+
+
+def test_a_header_that_would_split_the_request_is_refused_and_nothing_is_sent() -> None:
+    async def scenario() -> None:
+        server = OneShotServer(_ok(), close_after=False)
+        pool = Http1Pool(await server.start(), connect_timeout_s=1.0)
+        try:
+            for headers in ([("x-test", "1\r\nx-evil: 1")], [("x-te\nst", "1")], [("x:test", "1")], [("", "1")]):
+                with pytest.raises(ValueError, match="cannot be sent as it is"):
+                    await pool.post("/x", headers, b"{}")
+            with pytest.raises(ValueError, match="cannot be sent as it is"):
+                await pool.post("/x HTTP/1.1\r\nx-evil: 1\r\n\r\nPOST /y", [], b"{}")
+            assert server.requests == []
+            assert (await pool.post("/x", [("x-test", "1")], b"{}")).status == 200  # the pool still works
+        finally:
+            await pool.aclose()
+            await server.stop()
+
+    run(scenario)

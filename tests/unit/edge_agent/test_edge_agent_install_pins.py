@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 AGENT_LIST = ROOT / "deploy" / "edge-agent" / "requirements.txt"
-IMPORT_NAMES = {"h11": "h11", "cryptography": "cryptography", "fastcrc": "fastcrc", "uvloop": "uvloop"}  # module -> package
+IMPORT_NAMES = {"httptools": "httptools", "cryptography": "cryptography", "fastcrc": "fastcrc", "uvloop": "uvloop"}  # module -> package
 
 
 def pins(path: Path) -> dict[str, str]:

@@ -31,6 +31,23 @@ class NonceClaim:
         return DedupeModel.dedupe_key.does_not_exist() | (DedupeModel.expires_at < self.now)
 
 
+def put_if(record: DedupeModel, condition: Condition) -> bool:
+    """One conditional PutItem: True when ``record`` was written, False when DynamoDB refused the
+    condition (a record that must not be there was); any other failure is raised."""
+    try:
+        record.save(condition=condition)
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def put_new(record: DedupeModel) -> bool:
+    """Put ``record`` unless its key holds a record already: True when it was put."""
+    return put_if(record, DedupeModel.dedupe_key.does_not_exist())
+
+
 class DedupeStore:
     def get(self, key: str) -> DedupeModel | None:
         try:
@@ -44,10 +61,4 @@ class DedupeStore:
 
     def claim(self, nonce: NonceClaim) -> bool:
         """One conditional put: True when the nonce was free (or its window had passed)."""
-        try:
-            nonce.record().save(condition=nonce.condition())
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_if(nonce.record(), nonce.condition())

@@ -46,13 +46,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterator
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.config import Settings
 from chalicelib.domain.orders import PAID_STATUSES, Order, Transition
 from chalicelib.domain.settlement import section_of
-from chalicelib.store.dedupe import DedupeStore
+from chalicelib.store.dedupe import DedupeStore, put_new
 from chalicelib.store.models import DedupeModel, LedgerEntryModel, OrderModel
 from chalicelib.store.orders import LATE_REFUND_PENDING, ConditionFailed, StoredOrder, ledger_entry
 from chalicelib.store.settlement import conditional_transaction
@@ -204,13 +204,7 @@ class RefundStore:
         record = DedupeModel(REQUEST_PREFIX + out_refund_no, kind=PENDING, ref=order_id, request_hash=str(refund_fen),
                              answer={"late_wallet": wallet, "late_trade_no": trade_no}, created_at=now,
                              refund_queue=pending_queue(out_refund_no))
-        try:
-            record.save(condition=DedupeModel.dedupe_key.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_new(record)
 
     def book_late(self, merchant_id: str, request: RefundRequestRecord, platform_refund_id: str,
                   others_pending: bool, now: float) -> None:

@@ -7,8 +7,7 @@ original payment request, however late, finds this record and books nothing
 """
 from __future__ import annotations
 
-from pynamodb.exceptions import PutError
-
+from chalicelib.store.dedupe import put_new
 from chalicelib.store.models import DedupeModel
 
 VOIDED_KIND = "card_voided"
@@ -20,10 +19,4 @@ class CardVoidStore:
         booked meanwhile, or an earlier void): read it and decide again."""
         record = DedupeModel(dedupe_key, kind=VOIDED_KIND, ref="", answer=answer, request_hash=request_hash,
                              created_at=now)
-        try:
-            record.save(condition=DedupeModel.dedupe_key.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_new(record)

@@ -4,49 +4,16 @@ pays exactly 10 of them, every OK answer of a txn is the same answer, and the le
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
-
+from tests.integration.cards.api_workers import API_WORKERS as WORKERS, post_signed
 from tests.support.card_world import card_snapshot, issue_card
-from tests.support.edge_client import signed_headers
 from tests.support.ledger_invariants import check_card_ledger
 from tests.support.world import seed_world
 
-ROOT = Path(__file__).resolve().parents[3]
-WORKERS = 5  # API processes (Lambda containers), each serving one request at a time
 PAY, BATCH = "/edge/v1/cards/pay", "/edge/v1/cards/pay-batch"
-
-
-@pytest.fixture(scope="module")
-def api_urls(settings):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "STAGE": "test", "DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
-           "AWS_DEFAULT_REGION": settings.region, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.integration.cards.api_worker"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(WORKERS)]
-    try:
-        yield [f"http://127.0.0.1:{int(p.stdout.readline())}" for p in procs]  # type: ignore[union-attr]
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
-
-
-def _post(url: str, world, path: str, body: dict) -> dict:  # type: ignore[no-untyped-def]
-    raw = json.dumps(body).encode()
-    headers = signed_headers(world.agent_id, world.agent_secret, "POST", path, raw, time.time())
-    request = urllib.request.Request(url + path, data=raw, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        return json.loads(answer.read())
 
 
 def test_batches_and_singles_of_the_same_payments_at_once(container, cs, api_urls) -> None:  # type: ignore
@@ -55,7 +22,7 @@ def test_batches_and_singles_of_the_same_payments_at_once(container, cs, api_url
     issue_card(cs, world.merchant_id, card, cash_fen=1_000)
     issue_card(cs, world.merchant_id, "warmup", cash_fen=1_000)
     for n, url in enumerate(api_urls):  # warm containers, as Lambda's would be at lunchtime
-        assert _post(url, world, PAY, {"terminal_id": world.terminal_id, "txn": n, "card": "warmup",
+        assert post_signed(url, world, PAY, {"terminal_id": world.terminal_id, "txn": n, "card": "warmup",
                                        "amount_fen": 1, "ts": 1})["code"] == "OK"
     items = [{"terminal_id": world.terminal_id, "txn": 1000 + i, "card": card, "amount_fen": 100, "ts": 1}
              for i in range(20)]
@@ -67,7 +34,7 @@ def test_batches_and_singles_of_the_same_payments_at_once(container, cs, api_url
     def send(request: tuple[str, str, dict]) -> dict:
         url, path, body = request
         start.wait()
-        return _post(url, world, path, body)
+        return post_signed(url, world, path, body)
 
     with ThreadPoolExecutor(len(requests)) as pool:
         answers = list(pool.map(send, requests))
@@ -108,7 +75,7 @@ def test_batches_of_many_cards_at_once_book_each_payment_once(container, cs, api
     def send(request: tuple[str, dict]) -> dict:
         url, body = request
         start.wait()
-        return _post(url, world, BATCH, body)
+        return post_signed(url, world, BATCH, body)
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         answers = list(pool.map(send, zip(api_urls, bodies)))

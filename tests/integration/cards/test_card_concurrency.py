@@ -2,52 +2,22 @@
 emulator: exactly 10 succeed, the balance ends at zero, every answer's balance is exact."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
-
+from tests.integration.cards.api_workers import API_WORKERS as WORKERS, post_signed
 from tests.support.card_world import card_snapshot, issue_card
-from tests.support.edge_client import signed_headers
 from tests.support.ledger_invariants import check_card_ledger
 from tests.support.world import seed_world
 
-ROOT = Path(__file__).resolve().parents[3]
-WORKERS = 5  # API processes (Lambda containers), each serving one request at a time
 PAYMENTS = 50
 PAY = "/edge/v1/cards/pay"
 
 
-@pytest.fixture(scope="module")
-def api_urls(settings):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "STAGE": "test", "DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
-           "AWS_DEFAULT_REGION": settings.region, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.integration.cards.api_worker"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(WORKERS)]
-    try:
-        urls = [f"http://127.0.0.1:{int(p.stdout.readline())}" for p in procs]  # type: ignore[union-attr]
-        yield urls
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
-
-
 def _post(url: str, world, body: dict) -> dict:  # type: ignore[no-untyped-def]
-    raw = json.dumps(body).encode()
-    headers = signed_headers(world.agent_id, world.agent_secret, "POST", PAY, raw, time.time())
-    request = urllib.request.Request(url + PAY, data=raw, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.loads(answer.read())
+    return post_signed(url, world, PAY, body, timeout=60)
 
 
 def test_fifty_simultaneous_payments_on_ten_yuan(container, cs, api_urls) -> None:  # type: ignore[no-untyped-def]

@@ -45,22 +45,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .answers import DUPLICATE_TXN_MSG, refusal
+from .config import CARD_PAY_BATCH_ITEMS, CARD_PAY_CALLS_IN_FLIGHT, CARD_PAY_OVERLAP_AFTER_S
 from .cloud import PATH_CARD_PAY, PATH_CARD_PAY_BATCH, CloudClient, CloudReply, CloudUnavailable
 from .protocol import Command
 from .store import Store, put_answers
 
-__all__ = ["AgentRefused", "CardPayBatcher", "MAX_BATCH_ITEMS", "MAX_CALLS_IN_FLIGHT", "NotSent", "OVERLAP_AFTER_S"]
+__all__ = ["AgentRefused", "CardPayBatcher", "NotSent"]
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_ITEMS = 50  # 50 cards + 50 dedupe records: the cloud reads them in one BatchGetItem
-# Card-pay calls at once; more swipes than that queue and go together. Measured on the bench: with
-# 2, a burst of 1,000 terminals' first swipes left about 100 past the 800 ms deadline (the answers
-# of only 100 swipes are handled per turn of a loop busy with 1,000 frames); with 4, none.
-MAX_CALLS_IN_FLIGHT = 4
-# A queued swipe waits at most this long for the call in flight before another call starts for it
-# (a full batch starts one at once). Small beside the 800 ms deadline and a cloud round trip.
-OVERLAP_AFTER_S = 0.02
 _UNSUPPORTED = frozenset({403, 404, 405})
 
 
@@ -103,8 +96,9 @@ class _Stats:
 
 class CardPayBatcher:
     def __init__(self, cloud: CloudClient, store: Store, to_answer: Callable[[int, CloudReply], dict[str, Any]],
-                 *, clock: Callable[[], float] = time.time, max_items: int = MAX_BATCH_ITEMS,
-                 max_in_flight: int = MAX_CALLS_IN_FLIGHT, overlap_after_s: float = OVERLAP_AFTER_S) -> None:
+                 *, clock: Callable[[], float] = time.time, max_items: int = CARD_PAY_BATCH_ITEMS,
+                 max_in_flight: int = CARD_PAY_CALLS_IN_FLIGHT,
+                 overlap_after_s: float = CARD_PAY_OVERLAP_AFTER_S) -> None:
         self._cloud = cloud
         self._store = store
         self._to_answer = to_answer  # (txn, the cloud's reply) -> the body the terminal gets

@@ -23,7 +23,22 @@ from typing import Any
 
 from .event_loop import CHOICES as LOOP_CHOICES
 
-__all__ = ["AgentConfig", "OfflineLimits", "load_config"]
+__all__ = ["AgentConfig", "CARD_PAY_BATCH_ITEMS", "CARD_PAY_CALLS_IN_FLIGHT", "CARD_PAY_OVERLAP_AFTER_S",
+           "OfflineLimits", "load_config"]
+
+# Card-pay batching defaults (edge_agent/card_batch.py), here so the settings and the batcher's own
+# defaults are one value each.
+# Payments per pay-batch call: the cloud takes at most 100; 50 cards + 50 dedupe records keep its
+# one BatchGetItem whole.
+CARD_PAY_BATCH_ITEMS = 50
+# Card-pay calls at once; more swipes than that queue and go together. Measured on the bench: with
+# 2, a burst of 1,000 terminals' first swipes left about 100 past the 800 ms deadline (the answers
+# of only 100 swipes are handled per turn of a loop busy with 1,000 frames); with 4, none.
+CARD_PAY_CALLS_IN_FLIGHT = 4
+# With a call in flight, queued swipes wait for it (and go together) unless the queue holds a full
+# batch or its oldest swipe has waited this long: then another call starts. Small beside the 800 ms
+# deadline and a cloud round trip.
+CARD_PAY_OVERLAP_AFTER_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -78,13 +93,10 @@ class AgentConfig:
     cloud_backoff_max_s: float = 5.0
     cloud_max_connections: int = 32
     card_pay_deadline_s: float = 0.8  # then the card payment is decided offline
-    # Card-pay batching (edge_agent/card_batch.py): calls at once, and payments per pay-batch call
-    # (the cloud takes at most 100; 50 keeps its one BatchGetItem of cards + dedupe records whole).
-    card_pay_calls_in_flight: int = 4
-    card_pay_batch_items: int = 50
-    # With a card-pay call in flight, queued swipes wait for it (and go together) unless the queue
-    # holds a full batch or its oldest swipe has waited this long: then another call starts.
-    card_pay_overlap_after_s: float = 0.02
+    # Card-pay batching (edge_agent/card_batch.py); the defaults' reasons are with the constants.
+    card_pay_calls_in_flight: int = CARD_PAY_CALLS_IN_FLIGHT
+    card_pay_batch_items: int = CARD_PAY_BATCH_ITEMS
+    card_pay_overlap_after_s: float = CARD_PAY_OVERLAP_AFTER_S
     offline_upload_deadline_s: float = 2.0  # a terminal's OFFLINE_UPLOAD waits this for the cloud
     # Background work
     events_poll_s: float = 1.0  # PAY_RESULT reaches the screen within 2 s of the cloud

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from chalicelib.domain.errors import ChannelUnavailable
+from chalicelib.services.card_container import CardServices, install_card_services
 from chalicelib.services.card_voids import ATTEMPTS, CardVoidService
 from chalicelib.store.cards import CardStore, Stale
 from chalicelib.store.connection import dynamodb_clients
@@ -186,17 +186,31 @@ class MovedBeforeEveryWrite(CardStore):
         return outcome
 
 
+class BusyCardServices(CardServices):
+    """The real card services, with their card store replaced (installed for the route to use)."""
+
+    def __init__(self, container, cards: CardStore) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(container)
+        self._busy_cards = cards
+
+    @property  # type: ignore[override]
+    def cards(self) -> CardStore:
+        return self._busy_cards
+
+
 def test_a_card_that_stays_busy_answers_503_and_nothing_changes(edge, world, cs, container) -> None:
     issue_card(cs, world.merchant_id, CARD, cash_fen=1_000)
     assert pay(edge, world, 16, 500)[1]["balance_fen"] == 500
     before = _state(world)
     busy = MovedBeforeEveryWrite(container.settings)
-    terminal = TerminalInfo(world.terminal_id, world.agent_id, world.merchant_id, world.site_id, True)
 
-    with pytest.raises(ChannelUnavailable) as raised:
-        CardVoidService(busy, CardVoidStore(), container.clock).void(terminal, 16)
-    assert (raised.value.http_status, raised.value.code, raised.value.message) == (503, "ERR012",
-                                                                                  "the card is busy; try again")
+    install_card_services(BusyCardServices(container, busy))  # what the route builds its service from
+    try:
+        status, body = void(edge, world.terminal_id, 16)
+    finally:
+        install_card_services(cs)
+    assert status == 503, body
+    assert (body["code"], body["message"]) == ("ERR012", "the card is busy; try again")
     assert len(busy.outcomes) == ATTEMPTS and all(isinstance(o, Stale) for o in busy.outcomes)
     assert _state(world) == before  # the card, its ledger and the txn records as they were
     assert _state(world)["cards"][CARD]["cash_fen"] == 500

@@ -35,6 +35,7 @@ from pathlib import Path
 from edge_agent import event_loop, store
 from edge_agent.cloud import CloudClient
 from edge_agent.config import AgentConfig
+from edge_agent.protocol import Command
 from edge_agent.simulator.client import TerminalClient
 from edge_agent.simulator.load import LoadResult, percentile, run_load
 
@@ -186,7 +187,7 @@ def floor(cloud: Side, rate: float, count: int, workdir: Path) -> dict[str, tupl
         conn.executescript(store.SCHEMA)
         for n in range(200):  # warm-up: the WAL grows (a slower fsync) only on the first commits
             conn.execute("BEGIN IMMEDIATE")
-            store.put_answers(conn, [("T0000", 800_000_000 + n, 0x11, "floor", {"ok": True})], time.time())
+            store.put_answers(conn, [("T0000", 800_000_000 + n, Command.CARD_PAY, "floor", {"ok": True})], time.time())
             conn.execute("COMMIT")
         trips, commits, both = [], [], []
         try:
@@ -196,7 +197,7 @@ def floor(cloud: Side, rate: float, count: int, workdir: Path) -> dict[str, tupl
                                                                  "card": CARDS[0], "amount_fen": 1, "ts": int(time.time())})
                 answered = time.perf_counter()
                 conn.execute("BEGIN IMMEDIATE")
-                store.put_answers(conn, [("T0001", 900_000_000 + n, 0x11, "floor", reply.body)], time.time())
+                store.put_answers(conn, [("T0001", 900_000_000 + n, Command.CARD_PAY, "floor", reply.body)], time.time())
                 conn.execute("COMMIT")
                 done = time.perf_counter()
                 trips.append(answered - began)
@@ -221,8 +222,8 @@ def compare(agent: Side, bare: Side, level: int, ops: int, txn: int, interval_s:
     added50 = percentile(a.latencies_s, 0.5) - percentile(b.latencies_s, 0.5)
     added99 = percentile(a.latencies_s, 0.99) - percentile(b.latencies_s, 0.99)
     ratio = a.rate / b.rate if b.rate else 0.0
-    # The host's speed moves both sides' CPU per swipe (by a third between runs on the shared
-    # machines); their ratio moves much less, so it is printed too.
+    # The host's speed moves both sides' CPU per swipe (the bare server's between 48 and 93 us
+    # within fifteen minutes on the shared machines); their ratio moves much less, so it is printed too.
     cpu_ratio = rows["agent"][1] / rows["bare"][1] if rows["bare"][1] else 0.0
     print(f"{level:9d} added p50 {ms(added50)} ms, p99 {ms(added99)} ms; agent/bare swipes/s {ratio:.2f}, "
           f"CPU per swipe {f'{cpu_ratio:.1f}x' if cpu_ratio else 'n/a (too few clock ticks)'}", flush=True)

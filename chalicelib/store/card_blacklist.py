@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.store.card_models import CardBlacklistAckModel, CardBlacklistModel
+from chalicelib.store.conditional import update_if
 
 HEAD = 0
 MAX_DELTA = 500  # an agent further behind than this gets the whole list
@@ -80,13 +81,9 @@ class BlacklistStore:
 
     def ack(self, merchant_id: str, terminal_id: str, version: int, now: float) -> None:
         """Record the version a terminal holds; an older ack arriving late never moves it back."""
-        try:
-            CardBlacklistAckModel(merchant_id, terminal_id).update(
-                actions=[CardBlacklistAckModel.version.set(version), CardBlacklistAckModel.acked_at.set(now)],
-                condition=CardBlacklistAckModel.version.does_not_exist() | (CardBlacklistAckModel.version <= version))
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        update_if(CardBlacklistAckModel(merchant_id, terminal_id),
+                  [CardBlacklistAckModel.version.set(version), CardBlacklistAckModel.acked_at.set(now)],
+                  CardBlacklistAckModel.version.does_not_exist() | (CardBlacklistAckModel.version <= version))
 
     def acks(self, merchant_id: str) -> dict[str, int]:
         return {item.terminal_id: int(item.version) for item in CardBlacklistAckModel.query(merchant_id)}

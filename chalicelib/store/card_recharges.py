@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings
 from chalicelib.store.card_models import CardRechargeModel
+from chalicelib.store.conditional import update_if
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import DedupeModel, LedgerEntryModel
 from chalicelib.store.orders import ledger_entry
@@ -128,14 +129,8 @@ class RechargeStore:
     def closed_unpaid(self, recharge_id: str) -> bool:
         """The platform closed the trade unpaid: stop asking about it (it stays CREATED: a recharge
         has no closed status; a payment can no longer come). False when it was booked meanwhile."""
-        try:
-            CardRechargeModel(recharge_id).update(actions=[CardRechargeModel.pending.remove()],
-                                                  condition=CardRechargeModel.status == CREATED)
-        except UpdateError as failed:
-            if failed.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return update_if(CardRechargeModel(recharge_id), [CardRechargeModel.pending.remove()],
+                         CardRechargeModel.status == CREATED)
 
     def notice_sent(self, recharge_id: str, now: float) -> None:
         CardRechargeModel(recharge_id).update(actions=[
@@ -212,16 +207,10 @@ class RechargeStore:
         """An asking that did not end the refund (refused, processing, unanswered, failed), kept
         visible: PENDING is asked again by the job, FAILED waits for a person. False, and nothing
         written, when another run has booked the refund meanwhile."""
-        try:
-            CardRechargeModel(recharge_id).update(actions=[
-                CardRechargeModel.refund_attempts.add(1), CardRechargeModel.refund_error.set(error[:500]),
-                CardRechargeModel.refund_pending.set(REFUND_FAILED if give_up else REFUND_PENDING)],
-                condition=CardRechargeModel.status == REFUNDING)
-        except UpdateError as failed:
-            if failed.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return update_if(CardRechargeModel(recharge_id), [
+            CardRechargeModel.refund_attempts.add(1), CardRechargeModel.refund_error.set(error[:500]),
+            CardRechargeModel.refund_pending.set(REFUND_FAILED if give_up else REFUND_PENDING)],
+            CardRechargeModel.status == REFUNDING)
 
     def refunds(self, state: str = REFUND_PENDING, limit: int = 200) -> Iterator[str]:
         for item in CardRechargeModel.refunds_pending.query(state, limit=limit):

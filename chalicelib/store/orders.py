@@ -20,6 +20,7 @@ from chalicelib.config import Settings
 from chalicelib.domain.clock import business_date
 from chalicelib.domain.orders import ACCEPT_LATE, CLOSE, MARK_PAID, Order, OrderKind, OrderStatus, Transition, Wallet
 from chalicelib.domain.settlement import section_of
+from chalicelib.store.conditional import update_if
 from chalicelib.store.connection import transaction_connection
 from chalicelib.store.models import DedupeModel, LedgerEntryModel, OrderModel
 from chalicelib.store.settlement_totals import TermsLookup, add_totals, entry_view, no_terms
@@ -175,14 +176,9 @@ class OrderStore:
         """Before a channel order is created at a wallet, remember it (so expiry closes it there too).
         False when the order is no longer open. Idempotent for a wallet already noted."""
         condition = OrderModel.status == OrderStatus.CREATED.value
-        try:
-            OrderModel(order_id).update(
-                actions=[OrderModel.opened_wallets.set(OrderModel.opened_wallets.append([wallet.value]))],
-                condition=condition & ~OrderModel.opened_wallets.contains(wallet.value),
-            )
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        if not update_if(OrderModel(order_id),
+                         [OrderModel.opened_wallets.set(OrderModel.opened_wallets.append([wallet.value]))],
+                         condition & ~OrderModel.opened_wallets.contains(wallet.value)):
             stored = self.get(order_id)
             return bool(stored and stored.order.status is OrderStatus.CREATED
                         and wallet.value in stored.order.opened_wallets)

@@ -25,8 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from pynamodb.exceptions import UpdateError
-
+from chalicelib.store.conditional import update_if
 from chalicelib.store.models import TerminalModel
 
 
@@ -88,12 +87,8 @@ class TerminalLinkStore:
         for attribute, value in ((TerminalModel.terminal_offline_pending, report.terminal_offline_pending),
                                  (TerminalModel.agent_offline_pending, report.agent_offline_pending)):
             actions.append(attribute.remove() if value is None else attribute.set(value))
-        try:
-            TerminalModel(report.terminal_id).update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return _why_not_stored(agent_id, report.terminal_id)
-            raise
+        if not update_if(TerminalModel(report.terminal_id), actions, condition):
+            return _why_not_stored(agent_id, report.terminal_id)
         return LinkWrite.STORED
 
     def merchant_terminals(self, merchant_id: str) -> list[TerminalStatus]:

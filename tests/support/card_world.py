@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.container import Container
 from chalicelib.domain.cards import Wallet
-from chalicelib.services.card_container import CardServices, card_services
+from chalicelib.services.card_container import CardServices, card_services, install_card_services
 from chalicelib.store.card_models import CardModel
 from chalicelib.store.cards import Booked, EntrySpec, Movement, card_key, ledger_account
 from chalicelib.store.models import DedupeModel, LedgerEntryModel
@@ -18,6 +18,15 @@ from chalicelib.store.models import DedupeModel, LedgerEntryModel
 @pytest.fixture
 def cs(container: Container) -> CardServices:
     return card_services(container)
+
+
+def installed_services_with_card(container: Container, merchant_id: str, card_no: str,
+                                 cash_fen: int = 1_000) -> CardServices:
+    """Fresh card services, installed for the routes to use, with one card issued holding ``cash_fen``."""
+    built = CardServices(container)
+    install_card_services(built)
+    issue_card(built, merchant_id, card_no, cash_fen=cash_fen)
+    return built
 
 
 def issue_card(services: CardServices, merchant_id: str, card_no: str, cash_fen: int = 0,

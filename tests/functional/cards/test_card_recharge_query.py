@@ -7,10 +7,11 @@ import pytest
 
 from chalicelib.channels.base import ChannelState, TradeStatus
 from chalicelib.jobs.cards import refund_uncredited_recharges
-from chalicelib.services.card_container import CardServices, install_card_services
+from chalicelib.services.card_container import CardServices
 from chalicelib.services.card_recharge import QUERY_AFTER_S, QUERY_LOOKBACK_S
 from chalicelib.store.card_models import CardRechargeModel
-from tests.support.card_world import card_snapshot, issue_card, post_alipay_notification, start_alipay_recharge
+from tests.support.card_world import (card_snapshot, installed_services_with_card, post_alipay_notification,
+                                      start_alipay_recharge)
 from tests.support.ledger_invariants import check_card_ledger
 
 CARD = "73100001"
@@ -18,10 +19,7 @@ CARD = "73100001"
 
 @pytest.fixture
 def services(container, world) -> CardServices:  # type: ignore[no-untyped-def]
-    built = CardServices(container)
-    install_card_services(built)
-    issue_card(built, world.merchant_id, CARD, cash_fen=1_000)
-    return built
+    return installed_services_with_card(container, world.merchant_id, CARD)
 
 
 def _start(http, world, amount: int = 3_000) -> str:  # type: ignore[no-untyped-def]

@@ -9,13 +9,13 @@ from collections import Counter
 import pytest
 
 from chalicelib.channels.base import ChannelState
-from chalicelib.services.card_container import CardServices, install_card_services
+from chalicelib.services.card_container import CardServices
 from chalicelib.services.card_recharge import MAX_REFUND_ATTEMPTS, REFUND_FAILED
 from chalicelib.store.card_recharges import recharge_account
 from chalicelib.store.models import LedgerEntryModel
 from chalicelib.store.settlement_totals import read_totals
-from tests.support.card_world import (card_snapshot, issue_card, operator_for, post_alipay_notification,
-                                      start_alipay_recharge)
+from tests.support.card_world import (card_snapshot, installed_services_with_card, operator_for,
+                                      post_alipay_notification, start_alipay_recharge)
 from tests.support.ledger_invariants import check_card_ledger
 
 CARD, NEW_CARD = "73000001", "73000002"
@@ -23,10 +23,7 @@ CARD, NEW_CARD = "73000001", "73000002"
 
 @pytest.fixture
 def services(container, world) -> CardServices:  # type: ignore[no-untyped-def]
-    built = CardServices(container)
-    install_card_services(built)
-    issue_card(built, world.merchant_id, CARD, cash_fen=1_000)
-    return built
+    return installed_services_with_card(container, world.merchant_id, CARD)
 
 
 def _start(http, world, amount: int = 3_000) -> str:  # type: ignore[no-untyped-def]
